@@ -1,0 +1,158 @@
+"""Training state for exact resume, without pickle.
+
+A checkpoint is a directory `RUN/state/`:
+  model.safetensors, ema.safetensors   the weights at that step
+  optimizer.safetensors                optimizer tensors (moments, step counts) and RNG states
+  trainer.json                         step, elapsed time, optimizer hyper-parameters
+
+It is written as `state.tmp/`, then swapped in by two renames; the inference weights at the top
+of the run directory are hard links to the same files. A crash at any point leaves either the old
+or the new checkpoint complete (a crash between the two renames leaves `state.old/`, which
+`load_checkpoint` uses).
+
+accelerate's own save_state pickles the optimizer and RNG state (torch.save); genlab keeps
+accelerate for devices, DDP and autocast, and writes the state itself in safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from genlab.errors import GenlabError
+from genlab.runs import EMA_WEIGHTS, WEIGHTS, load_weights, save_weights
+
+STATE = "state"
+
+
+class Checkpoint(NamedTuple):
+    """A loaded checkpoint: weights, optimizer state dict, RNG states and trainer fields."""
+
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None
+    optimizer: dict[str, Any]
+    rng: dict[str, torch.Tensor]
+    trainer: dict[str, Any]
+
+
+def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (safetensors) and plain values (JSON)."""
+    tensors, plain = {}, {}
+    for index, slots in state_dict["state"].items():
+        for name, value in slots.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{index}.{name}"] = value
+            else:
+                plain[f"{index}.{name}"] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": plain}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict:
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    for key, value in meta["scalars"].items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in group.items()}
+        for group in meta["param_groups"]
+    ]
+    return {"state": state, "param_groups": groups}
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike,
+    model: torch.nn.Module,
+    ema: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    trainer: dict[str, Any],
+) -> None:
+    """Write a complete checkpoint atomically (see the module docstring)."""
+    run_dir = Path(run_dir)
+    tmp, final, old = run_dir / f"{STATE}.tmp", run_dir / STATE, run_dir / f"{STATE}.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    step = str(trainer["step"])
+    save_weights(tmp / WEIGHTS, model.state_dict(), {"step": step})
+    if ema is not None:
+        save_weights(tmp / EMA_WEIGHTS, ema.state_dict(), {"step": step})
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    rng = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    save_weights(tmp / "optimizer.safetensors", {**opt_tensors, **rng}, {"step": step})
+    with open(tmp / "trainer.json", "w") as f:
+        json.dump({**trainer, "optimizer": opt_meta}, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    # Swap: state -> state.old, state.tmp -> state, drop state.old.
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    for name in (WEIGHTS, EMA_WEIGHTS):
+        if (final / name).is_file():
+            _link_atomically(final / name, run_dir / name)
+
+
+def _link_atomically(src: Path, dst: Path) -> None:
+    """Make dst the same file as src (a hard link, or a copy), replacing dst atomically."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path | None:
+    """The directory holding the latest complete checkpoint, or None when there is none."""
+    run_dir = Path(run_dir)
+    for name in (STATE, f"{STATE}.old"):
+        if (run_dir / name / "trainer.json").is_file():
+            return run_dir / name
+    return None
+
+
+def load_checkpoint(run_dir: str | os.PathLike) -> Checkpoint:
+    """Read the latest complete checkpoint of a run."""
+    where = checkpoint_dir(run_dir)
+    if where is None:
+        raise GenlabError(
+            f"{run_dir}: has no training state to resume from (no {STATE}/trainer.json)"
+        )
+    try:
+        trainer = json.loads((where / "trainer.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GenlabError(
+            f"{where / 'trainer.json'}: not valid JSON ({e}); state is damaged"
+        ) from None
+    flat = load_weights(where / "optimizer.safetensors")
+    rng = {k: v for k, v in flat.items() if k.startswith("rng.")}
+    opt_tensors = {k: v for k, v in flat.items() if k.startswith("state.")}
+    optimizer = _unflatten_optimizer(opt_tensors, trainer.pop("optimizer"))
+    ema_path = where / EMA_WEIGHTS
+    return Checkpoint(
+        model=load_weights(where / WEIGHTS),
+        ema=load_weights(ema_path) if ema_path.is_file() else None,
+        optimizer=optimizer,
+        rng=rng,
+        trainer=trainer,
+    )
+
+
+def restore_rng(rng: dict[str, torch.Tensor]) -> None:
+    """Put back the global RNG states saved with a checkpoint."""
+    torch.set_rng_state(rng["rng.torch"])
+    cuda = [rng[k] for k in sorted(rng) if k.startswith("rng.cuda.")]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
