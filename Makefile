@@ -1,0 +1,48 @@
+# genlab: `make demo` and `make test` set everything up on a fresh machine, then run.
+# Idempotent: set-up steps re-run only when pyproject.toml changes or the data is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.genlab-installed
+FMNIST := /usr/share/datasets/fashion-mnist
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test setup data lint format bench clean
+
+demo: setup data
+	$(BIN)/genlab demo --out demo
+
+test: setup data
+	GENLAB_REQUIRE_REAL_DATA=$${CI:+1} $(BIN)/python -m pytest -n 2 --dist loadfile
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's package when apt is there and we are root; otherwise genlab
+# looks in --data-dir, $$GENLAB_DATA, or the cache filled by `genlab data fetch fashion-mnist`.
+data:
+	@if [ -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			dataset-fashion-mnist >/dev/null) || echo "apt could not install dataset-fashion-mnist"; \
+	else echo "Fashion-MNIST not in $(FMNIST): run 'sudo apt-get install dataset-fashion-mnist'" \
+		"or '$(BIN)/genlab data fetch fashion-mnist'"; fi
+
+lint: setup
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+
+format: setup
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: setup data
+	$(BIN)/python bench/vae_throughput.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

@@ -1,0 +1,665 @@
+"""`genlab ...`: the command-line interface. Thin: parses, calls the library, prints.
+
+Heavy libraries (torch, accelerate, matplotlib) are imported inside the commands, so that
+`genlab --help` answers at once. User errors (GenlabError) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from genlab.errors import GenlabError
+
+app = typer.Typer(
+    name="genlab",
+    help="A generative deep learning lab: train, sample, evaluate and explore generative models.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+data_app = typer.Typer(help="Get and inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+class Family(str, Enum):
+    ae = "ae"
+    vae = "vae"
+
+
+class Likelihood(str, Enum):
+    bernoulli = "bernoulli"
+    gaussian = "gaussian"
+
+
+class Method(str, Enum):
+    slerp = "slerp"
+    lerp = "lerp"
+
+
+RunArg = Annotated[Path, typer.Argument(help="A run directory written by `genlab train`.")]
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="The PNG file to write.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed: the same seed gives the same picture.")]
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg)
+
+
+def _meta(run: Path | None, seed: int | None) -> dict[str, str]:
+    """PNG metadata: the command, seed and run that made a picture."""
+    meta = {"command": "genlab " + shlex.join(sys.argv[1:]) if sys.argv else "genlab"}
+    meta["software"] = "genlab"
+    if run is not None:
+        meta["run"] = str(run)
+    if seed is not None:
+        meta["seed"] = str(seed)
+    return meta
+
+
+def _load(run: Path):
+    import genlab
+
+    return genlab.load(run)
+
+
+def _test_data(run: Path):
+    """The test split of the data a run was trained on."""
+    from genlab.data import DataSpec, load_data
+    from genlab.runs import config_from_dict, read_config
+
+    config = read_config(run)
+    spec = config_from_dict(DataSpec, config.get("data", {}), str(run / "config.json"))
+    return load_data(spec, "test")
+
+
+def _needs(model, *methods: str) -> None:
+    missing = [m for m in methods if not hasattr(model, m)]
+    if missing:
+        raise GenlabError(
+            f"this run's model ({type(model).__name__}) has no {', '.join(missing)}: "
+            "the command needs a model with a latent space (ae, vae)"
+        )
+
+
+def _class_id(data, name: str) -> int:
+    names = [c.lower() for c in data.class_names]
+    if name.lower() not in names:
+        raise GenlabError(f"unknown class {name!r}; classes: {', '.join(data.class_names)}")
+    return names.index(name.lower())
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@app.command()
+def train(
+    family: Annotated[Family | None, typer.Argument(help="Model family to train.")] = None,
+    data: Annotated[str, typer.Option(help="'fashion-mnist' or a folder of images.")] = (
+        "fashion-mnist"
+    ),
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory with the Fashion-MNIST IDX files.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="New run directory.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run exactly where it stopped.")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Total optimisation steps.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Wall-clock budget.")] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Budget in epochs (default 10 without a budget).")
+    ] = None,
+    seed: SeedOpt = 0,
+    batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    latent_dim: Annotated[int | None, typer.Option(help="Size of the latent vector z.")] = None,
+    beta: Annotated[float, typer.Option(help="Weight of the KL term (beta-VAE).")] = 1.0,
+    likelihood: Annotated[Likelihood, typer.Option(help="Decoder likelihood.")] = (
+        Likelihood.bernoulli
+    ),
+    conditional: Annotated[bool, typer.Option(help="Conditional VAE: P(x | class).")] = False,
+    size: Annotated[int, typer.Option(help="Image size for folder data.")] = 32,
+    channels: Annotated[int, typer.Option(help="1 (grayscale) or 3 (RGB) for folders.")] = 1,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N images.")] = None,
+    ema: Annotated[float | None, typer.Option(help="EMA decay (0 turns EMA off).")] = 0.999,
+    precision: Annotated[str, typer.Option(help="auto, bf16 or fp32.")] = "auto",
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 1000,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 1000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a model into a new run directory, or continue one with --resume."""
+    from genlab.training import train as run_training
+
+    if resume is not None:
+        if family is not None or out is not None:
+            raise GenlabError("--resume continues an existing run: give no family and no --out")
+        result = run_training(
+            resume, max_steps=max_steps, max_minutes=max_minutes, progress=progress
+        )
+    else:
+        if family is None or out is None:
+            raise GenlabError("give a family and --out, e.g. `genlab train vae --out runs/vae`")
+        run_dir = _create(
+            family,
+            data,
+            data_dir,
+            out,
+            max_steps,
+            max_minutes,
+            epochs,
+            seed,
+            batch_size,
+            lr,
+            latent_dim,
+            beta,
+            likelihood,
+            conditional,
+            size,
+            channels,
+            limit,
+            ema,
+            precision,
+            sample_every,
+            checkpoint_every,
+        )
+        result = run_training(run_dir, progress=progress)
+    _echo(
+        f"{result.run_dir}: step {result.step} ({result.stopped_by}), "
+        f"{result.elapsed_s:.0f} s, {result.images_per_s:.0f} images/s, "
+        + ", ".join(f"{k} {v:.4g}" for k, v in result.last_metrics.items() if k != "grad_norm")
+    )
+    if result.stopped_by == "interrupt":
+        _echo(
+            f"interrupted; checkpoint saved: continue with `genlab train --resume {result.run_dir}`"
+        )
+        raise typer.Exit(130)
+
+
+def _create(
+    family,
+    data,
+    data_dir,
+    out,
+    max_steps,
+    max_minutes,
+    epochs,
+    seed,
+    batch_size,
+    lr,
+    latent_dim,
+    beta,
+    likelihood,
+    conditional,
+    size,
+    channels,
+    limit,
+    ema,
+    precision,
+    sample_every,
+    checkpoint_every,
+) -> Path:
+    import dataclasses
+
+    from genlab.data import DataSpec, load_data
+    from genlab.models import FAMILIES
+    from genlab.training import TrainConfig, create_run
+
+    if data == "fashion-mnist":
+        spec = DataSpec("fashion-mnist", str(data_dir) if data_dir else None, limit=limit)
+    else:
+        if not Path(data).is_dir():
+            raise GenlabError(f"--data {data}: not 'fashion-mnist' and not a folder of images")
+        spec = DataSpec("folder", str(Path(data).resolve()), size, channels, limit)
+    train_data = load_data(spec, "train")
+    if max_steps is None and max_minutes is None:
+        epochs = epochs or 10.0
+    if epochs is not None:
+        steps = int(epochs * (len(train_data) // batch_size))
+        max_steps = min(max_steps, steps) if max_steps is not None else max(steps, 1)
+
+    config_cls, _ = FAMILIES[family.value]
+    c, h, _ = train_data.shape
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    overrides = {"channels": c, "image_size": h}
+    if latent_dim is not None:
+        overrides["latent_dim"] = latent_dim
+    if family == Family.vae:
+        overrides.update(beta=beta, likelihood=likelihood.value)
+        if conditional:
+            if not train_data.class_names:
+                raise GenlabError("--conditional needs labelled data (class sub-folders)")
+            overrides["num_classes"] = len(train_data.class_names)
+    model_config = config_cls(**{k: v for k, v in overrides.items() if k in fields})
+    tcfg = TrainConfig(
+        batch_size=batch_size,
+        lr=lr,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        ema_decay=ema or None,
+        precision=precision,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
+    return create_run(
+        out,
+        family.value,
+        model_config,
+        tcfg,
+        spec,
+        extra={"class_names": list(train_data.class_names)},
+    )
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+@app.command()
+def sample(
+    run: RunArg,
+    out: OutOpt = Path("samples.png"),
+    n: Annotated[int, typer.Option(help="Number of samples.")] = 64,
+    seed: SeedOpt = 0,
+    class_: Annotated[
+        str | None, typer.Option("--class", help="Class name (conditional models).")
+    ] = None,
+) -> None:
+    """Draw n samples from a trained model into a grid PNG."""
+    import torch
+
+    from genlab.images import make_grid, save_png
+
+    model = _load(run)
+    kwargs = {}
+    if class_ is not None:
+        if not getattr(model.config, "num_classes", 0):
+            raise GenlabError(
+                f"{run}: --class needs a conditional model (train with --conditional)"
+            )
+        from genlab.runs import read_config
+
+        names = read_config(run).get("class_names", [])
+        lowered = [c.lower() for c in names]
+        if class_.lower() not in lowered:
+            raise GenlabError(f"unknown class {class_!r}; classes: {', '.join(names)}")
+        kwargs["y"] = torch.full((n,), lowered.index(class_.lower()), dtype=torch.long)
+    with torch.inference_mode():
+        x = model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
+    save_png(out, make_grid(x), _meta(run, seed))
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def reconstruct(
+    run: RunArg, out: OutOpt = Path("reconstructions.png"), n: int = 16, seed: SeedOpt = 0
+) -> None:
+    """Test images (odd rows) above their reconstructions (even rows)."""
+    import torch
+
+    from genlab.images import make_grid, save_png
+
+    model = _load(run)
+    _needs(model, "encode", "decode")
+    data = _test_data(run)
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(data), generator=g)[:n]
+    batch = data.batch(idx)
+    with torch.inference_mode():
+        recon = model.decode(model.encode(batch.x, batch.y), batch.y)
+    rows = []
+    per_row = 8
+    for i in range(0, n, per_row):
+        rows += [batch.x[i : i + per_row], recon[i : i + per_row]]
+    save_png(out, make_grid(torch.cat(rows), nrow=per_row), _meta(run, seed))
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def interpolate(
+    run: RunArg,
+    out: OutOpt = Path("interpolation.png"),
+    pairs: Annotated[int, typer.Option(help="Rows (image pairs).")] = 6,
+    steps: Annotated[int, typer.Option(help="Images per row.")] = 10,
+    method: Method = Method.slerp,
+    seed: SeedOpt = 0,
+) -> None:
+    """Decode paths between the latents of random pairs of test images (one row each)."""
+    import torch
+
+    from genlab.images import make_grid, save_png
+    from genlab.latent import interpolate as interp
+
+    model = _load(run)
+    _needs(model, "encode", "decode")
+    data = _test_data(run)
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[: 2 * pairs]
+    a, b = data.batch(idx[:pairs]), data.batch(idx[pairs:])
+    path = interp(model, a.x, b.x, steps=steps, method=method.value, y0=a.y, y1=b.y)
+    save_png(out, make_grid(path.flatten(0, 1), nrow=steps), _meta(run, seed))
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def morph(
+    run: RunArg,
+    out: OutOpt = Path("morph.png"),
+    a: Annotated[int | None, typer.Option(help="Index of the first test image.")] = None,
+    b: Annotated[int | None, typer.Option(help="Index of the second test image.")] = None,
+    from_: Annotated[str, typer.Option("--from", help="Class of the first image.")] = ("Sneaker"),
+    to: Annotated[str, typer.Option(help="Class of the second image.")] = "Ankle boot",
+    steps: int = 10,
+    method: Method = Method.slerp,
+    seed: SeedOpt = 0,
+) -> None:
+    """A strip morphing one chosen test image into another: real, decoded path, real."""
+    import torch
+
+    from genlab.images import make_grid, save_png
+    from genlab.latent import morph_strip
+
+    model = _load(run)
+    _needs(model, "encode", "decode")
+    data = _test_data(run)
+    g = torch.Generator().manual_seed(seed)
+
+    def pick(index: int | None, cls: str) -> int:
+        if index is not None:
+            if not 0 <= index < len(data):
+                raise GenlabError(f"image index {index} out of range 0..{len(data) - 1}")
+            return index
+        if not data.class_names:
+            return int(torch.randint(len(data), (1,), generator=g))
+        members = (data.labels == _class_id(data, cls)).nonzero().flatten()
+        return int(members[torch.randint(len(members), (1,), generator=g)])
+
+    ia, ib = pick(a, from_), pick(b, to)
+    xa, xb = data.batch(torch.tensor([ia])), data.batch(torch.tensor([ib]))
+    strip = morph_strip(model, xa.x, xb.x, steps=steps, method=method.value)
+    save_png(
+        out, make_grid(strip, nrow=strip.shape[0]), {**_meta(run, seed), "images": f"{ia},{ib}"}
+    )
+    _echo(f"wrote {out} (test images {ia} -> {ib})")
+
+
+@app.command()
+def arithmetic(
+    run: RunArg,
+    out: OutOpt = Path("arithmetic.png"),
+    from_: Annotated[str, typer.Option("--from", help="Class to start from.")] = ("Sneaker"),
+    to: Annotated[str, typer.Option(help="Class to move towards.")] = "Ankle boot",
+    n: Annotated[int, typer.Option(help="Rows (source images).")] = 6,
+    seed: SeedOpt = 0,
+) -> None:
+    """Latent vector arithmetic: add (mean z of TO - mean z of FROM) with growing strength."""
+    import torch
+
+    from genlab.images import make_grid, save_png
+    from genlab.latent import class_arithmetic
+
+    model = _load(run)
+    _needs(model, "encode", "decode")
+    data = _test_data(run)
+    rows = class_arithmetic(
+        model, data, from_, to, n=n, generator=torch.Generator().manual_seed(seed)
+    )
+    save_png(out, make_grid(rows.flatten(0, 1), nrow=rows.shape[1]), _meta(run, seed))
+    _echo(f"wrote {out}: each row starts with a {from_} image, then strengths towards {to}")
+
+
+@app.command("latent-map")
+def latent_map(
+    run: RunArg,
+    out: OutOpt = Path("latent_map.png"),
+    n: Annotated[int, typer.Option(help="Test images to embed.")] = 5000,
+) -> None:
+    """A 2-D map of the latent space coloured by class (PCA when the latent is not 2-D)."""
+    from genlab.latent import embed, plot_latent_map, project_2d
+
+    model = _load(run)
+    _needs(model, "encode")
+    data = _test_data(run)
+    n = min(n, len(data))
+    z = embed(model, _subset(data, n))
+    coords, method = project_2d(z)
+    plot_latent_map(
+        coords,
+        data.labels[:n],
+        data.class_names,
+        out,
+        title=f"{run.name}: latent space ({method})",
+        metadata=_meta(run, None),
+    )
+    _echo(f"wrote {out} ({method} of {z.shape[1]}-D latents, {n} test images)")
+
+
+def _subset(data, n):
+    from genlab.data import ImageData
+
+    return ImageData(data.images[:n], data.labels[:n], data.class_names)
+
+
+@app.command()
+def walk(
+    run: RunArg,
+    out: OutOpt = Path("walk.png"),
+    dims: Annotated[int, typer.Option(help="How many latent dimensions to walk.")] = 8,
+    steps: int = 9,
+    seed: SeedOpt = 0,
+) -> None:
+    """Walk along single latent dimensions around a test image's latent (one row each)."""
+    import torch
+
+    from genlab.images import make_grid, save_png
+    from genlab.latent import latent_walk
+
+    model = _load(run)
+    _needs(model, "encode", "decode")
+    data = _test_data(run)
+    i = int(torch.randint(len(data), (1,), generator=torch.Generator().manual_seed(seed)))
+    b = data.batch(torch.tensor([i]))
+    with torch.inference_mode():
+        z = model.encode(b.x, b.y)[0]
+    grid = latent_walk(model, z, list(range(min(dims, z.shape[0]))), steps=steps)
+    save_png(out, make_grid(grid.flatten(0, 1), nrow=steps), _meta(run, seed))
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def embed(
+    run: RunArg,
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("embeddings.csv"),
+    split: Annotated[str, typer.Option(help="train or test.")] = "test",
+) -> None:
+    """Dimensionality reduction: write the latent vector of every image, with labels, as CSV."""
+    from genlab.data import DataSpec, load_data
+    from genlab.latent import embed as embed_images
+    from genlab.plots import save_embeddings_csv
+    from genlab.runs import config_from_dict, read_config
+
+    if split not in ("train", "test"):
+        raise GenlabError(f"--split {split}: use train or test")
+    model = _load(run)
+    _needs(model, "encode")
+    spec = config_from_dict(DataSpec, read_config(run).get("data", {}))
+    data = load_data(spec, split)
+    z = embed_images(model, data)
+    save_embeddings_csv(out, z, data.labels, data.class_names)
+    _echo(f"wrote {out}: {z.shape[0]} rows, {z.shape[1]} latent dimensions")
+
+
+@app.command()
+def nll(
+    run: RunArg,
+    k: Annotated[int, typer.Option(help="Importance samples.")] = 64,
+    n: Annotated[int, typer.Option(help="Test images (0 = all).")] = 2000,
+    seed: SeedOpt = 0,
+) -> None:
+    """Test-set negative ELBO and importance-weighted NLL (IWAE) of a VAE, nats and bits/dim."""
+    import torch
+
+    from genlab.models.vae import VAE, evaluate_nll
+
+    model = _load(run)
+    if not isinstance(model, VAE):
+        raise GenlabError(f"{run}: nll needs a VAE run")
+    data = _test_data(run)
+    n = len(data) if n <= 0 else min(n, len(data))
+    r = evaluate_nll(
+        model, data.images[:n], data.labels[:n], k=k, generator=torch.Generator().manual_seed(seed)
+    )
+    _echo(
+        f"{n} test images: -ELBO {r.neg_elbo_nats:.2f} nats ({r.neg_elbo_bpd:.4f} bits/dim), "
+        f"IWAE NLL (k={k}) {r.nll_nats:.2f} nats ({r.nll_bpd:.4f} bits/dim)"
+    )
+
+
+@app.command()
+def plot(run: RunArg, out: OutOpt = Path("loss.png")) -> None:
+    """Loss curves of a run from its metrics.csv."""
+    from genlab.plots import plot_metrics
+
+    csv_path = run / "metrics.csv"
+    if not csv_path.is_file():
+        raise GenlabError(f"{csv_path}: missing; the run has not logged any step yet")
+    plot_metrics(csv_path, out, metadata=_meta(run, None))
+    _echo(f"wrote {out}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the demo.")] = Path(
+        "demo"
+    ),
+    minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 3.0,
+    data_dir: Annotated[Path | None, typer.Option(help="Fashion-MNIST IDX directory.")] = None,
+    retrain: Annotated[bool, typer.Option(help="Train again even if the demo run exists.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a VAE on Fashion-MNIST for a few minutes, then write every picture and index.html."""
+    import shutil
+    import time
+
+    from genlab.demo import SECTIONS, write_index
+    from genlab.runs import read_config
+    from genlab.training import train as run_training
+    from genlab.training.checkpoint import checkpoint_dir
+
+    t0 = time.perf_counter()
+    run = out / "run"
+    done = (run / "config.json").is_file() and checkpoint_dir(run) is not None
+    if done and not retrain:
+        _echo(f"reusing the trained demo run {run} (use --retrain to train again)")
+    else:
+        if run.exists():
+            if not (run / "config.json").is_file() or not read_config(run).get("demo"):
+                raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
+            shutil.rmtree(run)
+        _echo(f"training a VAE on Fashion-MNIST for {minutes:g} minutes into {run}")
+        _create(
+            Family.vae,
+            "fashion-mnist",
+            data_dir,
+            run,
+            None,
+            minutes,
+            None,
+            0,
+            128,
+            2e-3,
+            None,
+            1.0,
+            Likelihood.bernoulli,
+            False,
+            32,
+            1,
+            None,
+            0.999,
+            "auto",
+            10**9,
+            1000,
+        )
+        config = read_config(run)
+        from genlab.runs import write_json
+
+        write_json(run / "config.json", {**config, "demo": True})
+        result = run_training(run, progress=progress)
+        _echo(f"trained {result.step} steps at {result.images_per_s:.0f} images/s")
+    sample(run, out / "samples.png", 64, 0, None)
+    reconstruct(run, out / "reconstructions.png", 32, 0)
+    interpolate(run, out / "interpolation.png", 6, 10, Method.slerp, 0)
+    morph(run, out / "morph.png", None, None, "Sneaker", "Ankle boot", 10, Method.slerp, 0)
+    arithmetic(run, out / "arithmetic.png", "Sneaker", "Ankle boot", 6, 0)
+    latent_map(run, out / "latent_map.png", 5000)
+    walk(run, out / "walk.png", 8, 9, 0)
+    plot(run, out / "loss.png")
+    index = write_index(out, run, SECTIONS, seconds=time.perf_counter() - t0)
+    _echo(f"demo ready: open {index}")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Data set name: fashion-mnist.")] = "fashion-mnist",
+    dest: Annotated[Path | None, typer.Option(help="Directory (default: the user cache).")] = None,
+    url: Annotated[str | None, typer.Option(help="Mirror base URL.")] = None,
+) -> None:
+    """Download a data set and verify its published checksums."""
+    from genlab.data.fashion_mnist import OFFICIAL_URL, fetch_fashion_mnist
+
+    if name != "fashion-mnist":
+        raise GenlabError(f"unknown data set {name!r}: only fashion-mnist can be fetched")
+    where = fetch_fashion_mnist(str(dest) if dest else None, base_url=url or OFFICIAL_URL)
+    _echo(f"fashion-mnist ready in {where}")
+
+
+@data_app.command("info")
+def data_info(data_dir: Annotated[Path | None, typer.Option()] = None) -> None:
+    """Where Fashion-MNIST is found and what it holds."""
+    from genlab.data.fashion_mnist import find_data_dir, load_fashion_mnist
+
+    where = find_data_dir(str(data_dir) if data_dir else None)
+    for split in ("train", "test"):
+        d = load_fashion_mnist(split, data_dir=str(where))
+        _echo(f"{split}: {len(d)} images {tuple(d.shape)} from {where}")
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for user errors, with one line on stderr)."""
+    try:
+        code = app(args=argv, prog_name="genlab", standalone_mode=False)
+    except GenlabError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2 if isinstance(e, click.UsageError) else e.exit_code
+    except KeyboardInterrupt:
+        typer.echo("interrupted; the last checkpoint is kept", err=True)
+        return 130
+    except OSError as e:
+        name = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        typer.echo(f"error: {name}{e.strerror or e}", err=True)
+        return 2
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

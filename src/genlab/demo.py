@@ -1,0 +1,92 @@
+"""The demo's index.html: every picture of a trained run on one page, with the command for each."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+from genlab.atomic import atomic_path
+
+SECTIONS = [
+    (
+        "samples.png",
+        "Samples",
+        "64 images decoded from z ~ N(0, I).",
+        "genlab sample {run} --n 64 --seed 0 --out samples.png",
+    ),
+    (
+        "reconstructions.png",
+        "Reconstructions",
+        "Test images (odd rows) and their reconstructions decode(encode(x)) (even rows).",
+        "genlab reconstruct {run} --out reconstructions.png",
+    ),
+    (
+        "interpolation.png",
+        "Interpolation",
+        "Spherical interpolation (slerp) between the latents of two test images, one pair a row.",
+        "genlab interpolate {run} --out interpolation.png",
+    ),
+    (
+        "morph.png",
+        "Morph",
+        "A sneaker morphing into an ankle boot: real image, path, real image.",
+        "genlab morph {run} --from Sneaker --to 'Ankle boot' --out morph.png",
+    ),
+    (
+        "arithmetic.png",
+        "Latent vector arithmetic",
+        "Each row: a sneaker, then z + s * (mean z of ankle boots - mean z of sneakers) for growing s.",
+        "genlab arithmetic {run} --from Sneaker --to 'Ankle boot' --out arithmetic.png",
+    ),
+    (
+        "latent_map.png",
+        "Latent map",
+        "5,000 test images embedded and projected to 2-D (PCA).",
+        "genlab latent-map {run} --out latent_map.png",
+    ),
+    (
+        "walk.png",
+        "Latent walks",
+        "One row per latent dimension, varied around one test image.",
+        "genlab walk {run} --out walk.png",
+    ),
+    (
+        "loss.png",
+        "Training curves",
+        "Loss, reconstruction and KL terms, and learning rate.",
+        "genlab plot {run} --out loss.png",
+    ),
+]
+
+
+def write_index(
+    out_dir: Path, run: Path, sections: list[tuple[str, str, str, str]], seconds: float
+) -> Path:
+    """Write out_dir/index.html showing each section's picture; returns its path."""
+    config = json.loads((run / "config.json").read_text())
+    rel_run = run.relative_to(out_dir) if run.is_relative_to(out_dir) else run
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>genlab demo</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;"
+        "padding:0 1em;color:#222}img{image-rendering:pixelated;max-width:100%;"
+        "border:1px solid #ddd}figure{margin:2em 0}code{background:#f3f3f3;padding:2px 4px}"
+        "</style></head><body>",
+        "<h1>genlab demo: a VAE on Fashion-MNIST</h1>",
+        f"<p>Run <code>{html.escape(str(rel_run))}</code>, model "
+        f"<code>{html.escape(json.dumps(config['model']))}</code>. "
+        f"Demo wall time {seconds:.0f} s.</p>",
+    ]
+    for file, title, caption, command in sections:
+        if not (out_dir / file).is_file():
+            continue
+        parts.append(
+            f"<figure><h2>{html.escape(title)}</h2><img src='{html.escape(file)}' alt='{title}'>"
+            f"<figcaption>{html.escape(caption)}<br><code>"
+            f"{html.escape(command.format(run=rel_run))}</code></figcaption></figure>"
+        )
+    parts.append("</body></html>\n")
+    path = Path(out_dir) / "index.html"
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(parts))
+    return path
