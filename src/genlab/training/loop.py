@@ -264,6 +264,8 @@ def train(
         )
 
     step, elapsed_before = 0, 0.0
+    log_sums: dict[str, torch.Tensor] = {}
+    log_count = 0
     if checkpoint_dir(run_dir) is not None:
         ckpt = load_checkpoint(run_dir)
         model.load_state_dict(ckpt.model)
@@ -273,6 +275,8 @@ def train(
             ema.n_averaged.fill_(ckpt.trainer.get("ema_n_averaged", 1))
         restore_rng(ckpt.rng)
         step, elapsed_before = ckpt.trainer["step"], ckpt.trainer["elapsed_s"]
+        log_sums = {k: torch.tensor(v) for k, v in ckpt.trainer.get("log_window", {}).items()}
+        log_count = ckpt.trainer.get("log_count", 0)
         _truncate_metrics(run_dir / METRICS, step)
     first_step = step
 
@@ -290,7 +294,15 @@ def train(
 
     def trainer_state(step: int, elapsed: float) -> dict[str, Any]:
         n_avg = int(ema.n_averaged.item()) if ema is not None else 0
-        return {"step": step, "elapsed_s": elapsed, "ema_n_averaged": n_avg}
+        # The open logging window, so that a resumed run logs the same rows.
+        window = {k: float(v) for k, v in log_sums.items()}
+        return {
+            "step": step,
+            "elapsed_s": elapsed,
+            "ema_n_averaged": n_avg,
+            "log_window": window,
+            "log_count": log_count,
+        }
 
     def checkpoint(step: int, elapsed: float) -> None:
         if accelerator.is_main_process:
@@ -316,8 +328,7 @@ def train(
             leave=True,
         )
 
-    log_sums: dict[str, torch.Tensor] = {}
-    log_count, window_start, window_images = 0, time.perf_counter(), 0
+    window_start, window_images = time.perf_counter(), 0
     start = time.perf_counter()
     last_metrics: dict[str, float] = {}
     last_saved = step
