@@ -55,3 +55,26 @@ def make_model():
 @pytest.fixture
 def decoder_only() -> DecoderOnly:
     return DecoderOnly()
+
+
+class ConditionalAE(LinearAE):
+    """Needs labels, like a conditional VAE: z = W x + b + y (one shift per class id)."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = type("Config", (), {"num_classes": 3})()
+
+    def encode(self, x, y=None):
+        if y is None:
+            raise ValueError("a conditional model needs y")
+        return super().encode(x) + y[:, None].float()
+
+    def decode(self, z, y=None):
+        if y is None:
+            raise ValueError("a conditional model needs y")
+        return super().decode(z - y[:, None].float())
+
+
+@pytest.fixture
+def conditional_model() -> ConditionalAE:
+    return ConditionalAE()

@@ -107,3 +107,12 @@ def test_class_arithmetic_rows_and_seeding(model):
 def test_class_arithmetic_caps_rows_at_class_size(model):
     out = class_arithmetic(model, _labelled_data(n_per_class=2), "sneaker", "ankle boot", n=6)
     assert out.shape[0] == 2
+
+
+def test_class_arithmetic_conditions_a_conditional_model_on_labels(conditional_model):
+    data = _labelled_data()
+    out = class_arithmetic(conditional_model, data, "sneaker", "ankle boot", n=2, strengths=(0.0,))
+    with torch.no_grad():  # strength 0 decodes with the source class: the plain reconstruction
+        y = torch.ones(2, dtype=torch.long)
+        rec = conditional_model.decode(conditional_model.encode(out[:, 0], y), y)
+    torch.testing.assert_close(out[:, 1], rec)

@@ -101,3 +101,12 @@ def test_decoded_manifold_needs_2d_latents(model, decoder_only):
         decoded_manifold(model)  # states latent_dim = 4
     with pytest.raises(GenlabError, match="2-D latent"):
         decoded_manifold(decoder_only)  # 3-D latents, size not stated: the decoder rejects 2-D
+
+
+def test_embed_gives_a_conditional_model_the_data_labels(conditional_model, images):
+    labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    u8 = (images * 255).round().to(torch.uint8)
+    z = embed(conditional_model, ImageData(u8, labels, ("a", "b", "c")))
+    with torch.no_grad():
+        expected = conditional_model.encode(u8.float() / 255, labels)
+    torch.testing.assert_close(z, expected)

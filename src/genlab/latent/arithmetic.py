@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.data import ImageData
 from genlab.errors import GenlabError
-from genlab.latent.maps import decode_batched, encode_batched
+from genlab.latent.maps import decode_batched, encode_batched, is_conditional
 
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 
@@ -39,21 +39,27 @@ def attribute_vector_from_latents(z_a: torch.Tensor, z_b: torch.Tensor) -> torch
 
 
 def attribute_vector(
-    model: nn.Module, images_a: torch.Tensor, images_b: torch.Tensor, batch_size: int = 256
+    model: nn.Module,
+    images_a: torch.Tensor,
+    images_b: torch.Tensor,
+    batch_size: int = 256,
+    y_a: torch.Tensor | None = None,
+    y_b: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """v = mean encode(images_a) - mean encode(images_b).
 
     Args:
-        model: has `encode(x) -> z (B, D)`.
+        model: has `encode(x, y=None) -> z (B, D)`.
         images_a: (N_a, C, H, W) images with the attribute, in [0, 1] or uint8.
         images_b: (N_b, C, H, W) images without it.
         batch_size: images per forward pass.
+        y_a, y_b: (N_a,), (N_b,) class ids for conditional encoders, or None.
 
     Returns:
         v: (D,) float32 on the CPU.
     """
-    z_a = encode_batched(model, images_a, batch_size=batch_size)
-    z_b = encode_batched(model, images_b, batch_size=batch_size)
+    z_a = encode_batched(model, images_a, y_a, batch_size)
+    z_b = encode_batched(model, images_b, y_b, batch_size)
     return attribute_vector_from_latents(z_a, z_b)
 
 
@@ -121,7 +127,8 @@ def class_arithmetic(
     """Turn images of one class towards another (e.g. sneakers into ankle boots).
 
     v = mean latent of `to_class` minus mean latent of `from_class` over all of `data`; n images
-    of `from_class` drawn with `generator` are then decoded at encode(x) + s v.
+    of `from_class` drawn with `generator` are then decoded at encode(x) + s v. A conditional
+    model (`is_conditional`) encodes every image with its own label and decodes with from_class.
 
     Args:
         model: has `encode` and `decode`.
@@ -145,8 +152,16 @@ def class_arithmetic(
     if n < 1:
         raise GenlabError(f"class_arithmetic needs n >= 1 images, got {n}")
 
-    v = attribute_vector(model, data.images[idx_to], data.images[idx_from], batch_size)
+    labels = is_conditional(model)  # a conditional model encodes and decodes with the labels
+    v = attribute_vector(
+        model,
+        data.images[idx_to],
+        data.images[idx_from],
+        batch_size,
+        data.labels[idx_to] if labels else None,
+        data.labels[idx_from] if labels else None,
+    )
     pick = idx_from[torch.randperm(idx_from.numel(), generator=generator)[:n]]
-    x = data.batch(pick).x  # (n, C, H, W) in [0, 1]
-    rows = apply_attribute(model, x, v, strengths)  # (n, S, C, H, W)
+    x, y = data.batch(pick)  # (n, C, H, W) in [0, 1], (n,)
+    rows = apply_attribute(model, x, v, strengths, y if labels else None)  # (n, S, C, H, W)
     return torch.cat([x[:, None], rows], dim=1)

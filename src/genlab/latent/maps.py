@@ -44,6 +44,11 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             model.train(True)
 
 
+def is_conditional(model: nn.Module) -> bool:
+    """Whether the model takes class labels: its config has `num_classes` > 0."""
+    return int(getattr(getattr(model, "config", None), "num_classes", 0) or 0) > 0
+
+
 def _as_float(x: torch.Tensor) -> torch.Tensor:
     """Images as floats in [0, 1]: uint8 tensors are scaled by 1/255."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
@@ -126,13 +131,17 @@ def embed(
         model: has `encode(x, y=None) -> z (B, D)`.
         data_or_images: an `ImageData` (uint8) or images (N, C, H, W) in [0, 1] or uint8.
         batch_size: images per forward pass.
-        y: (N,) class ids to condition a conditional encoder on (e.g. `data.labels`), or None.
+        y: (N,) class ids to condition a conditional encoder on, or None. With an `ImageData`
+            and a conditional model (`is_conditional`), the data's labels are used.
 
     Returns:
         z: (N, D) float32 on the CPU.
     """
-    images = data_or_images.images if isinstance(data_or_images, ImageData) else data_or_images
-    return encode_batched(model, images, y, batch_size)
+    if isinstance(data_or_images, ImageData):
+        if y is None and is_conditional(model):
+            y = data_or_images.labels
+        data_or_images = data_or_images.images
+    return encode_batched(model, data_or_images, y, batch_size)
 
 
 class Projection(NamedTuple):
@@ -183,7 +192,7 @@ def plot_latent_map(
     path: str | os.PathLike,
     title: str | None = None,
     metadata: dict[str, str] | None = None,
-    axis_labels: tuple[str, str] = ("z[0]", "z[1]"),
+    axis_labels: tuple[str, str] = ("coordinate 1", "coordinate 2"),
 ) -> Path:
     """Scatter 2-D latent coordinates coloured by class, with a legend; write a PNG atomically.
 
@@ -191,12 +200,12 @@ def plot_latent_map(
 
     Args:
         coords: (N, 2) coordinates, e.g. from `project_2d`.
-        labels: (N,) class ids (-1 = unlabelled, drawn grey), or None when there are none.
+        labels: (N,) class ids (-1 = unlabelled, drawn near-black), or None when there are none.
         class_names: names indexed by class id.
         path: where to write the PNG.
         title: the figure title.
         metadata: PNG tEXt chunks (command, seed, run).
-        axis_labels: the x and y axis labels (e.g. ("PC 1", "PC 2") after PCA).
+        axis_labels: the x and y axis labels, e.g. ("PC 1", "PC 2") after PCA or ("z0", "z1").
 
     Returns:
         The path written.
@@ -220,7 +229,7 @@ def plot_latent_map(
     cmap = colormaps["tab10" if k <= 10 else "tab20" if k <= 20 else "turbo"]
     if k > 20:
         cmap = cmap.resampled(k)  # k evenly spaced colours
-    palette = torch.tensor([cmap(i) for i in range(k)] + [(0.6, 0.6, 0.6, 1.0)])  # last: -1
+    palette = torch.tensor([cmap(i) for i in range(k)] + [(0.1, 0.1, 0.1, 1.0)])  # last: -1
     colors = palette[torch.where(labels < 0, k, labels)]  # (N, 4)
 
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
@@ -242,7 +251,7 @@ def plot_latent_map(
         if c >= 0
     ]
     if -1 in present and handles:
-        handles.append(Line2D([], [], marker="o", ls="", color="0.6", label="unlabelled"))
+        handles.append(Line2D([], [], marker="o", ls="", color="0.1", label="unlabelled"))
     if handles:
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_xlabel(axis_labels[0])
