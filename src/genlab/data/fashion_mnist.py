@@ -319,7 +319,8 @@ def _download(url: str, target: Path, md5: str, progress: bool, timeout: float) 
                     digest.update(chunk)
                     bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as e:
-            reason = getattr(e, "reason", None) or e
+            code = getattr(e, "code", None)  # HTTPError: the status code, e.g. 404
+            reason = f"HTTP {code} {e.reason}" if code else getattr(e, "reason", None) or e
             raise GenlabError(
                 f"could not download {url} ({reason}); check the network (proxy, firewall) "
                 "and retry, or `apt-get install dataset-fashion-mnist`"

@@ -1,0 +1,72 @@
+"""Helpers importable from any test: IDX writing and a tiny learnable synthetic Fashion-MNIST."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+_IDX_CODES = {"uint8": 0x08, "int8": 0x09, "int16": 0x0B, "int32": 0x0C, "float32": 0x0D}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of `array`: magic (0, 0, type code, ndim), big-endian dims, payload."""
+    array = np.asarray(array)
+    header = bytes([0, 0, _IDX_CODES[array.dtype.name], array.ndim])
+    dims = np.array(array.shape, dtype=">u4").tobytes()
+    return header + dims + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def write_idx(path: str | Path, array: np.ndarray) -> Path:
+    """Write `array` as an IDX file, gzip-compressed (reproducibly) when `path` ends in .gz."""
+    path = Path(path)
+    data = idx_bytes(array)
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+    return path
+
+
+def _templates() -> np.ndarray:
+    """(10, 28, 28) float in [0, 1]: one distinct shape per class, loosely like the garments."""
+    y, x = np.mgrid[:28, :28]
+    t = np.zeros((10, 28, 28))
+    t[0, 5:11, 3:25] = 1  # wide top bar (T-shirt)
+    t[1, 3:25, 8:12] = t[1, 3:25, 16:20] = 1  # two legs (trouser)
+    t[2, 6:23, 5:23] = 1  # filled block (pullover)
+    t[3] = (y >= 4) & (y < 25) & (np.abs(x - 13.5) < 2 + (y - 4) * 0.45)  # triangle (dress)
+    t[4] = np.abs(np.hypot(y - 13.5, x - 13.5) - 9) < 2  # ring (coat)
+    t[5, 17:23, 2:26] = 1  # low bar (sandal)
+    t[6] = np.abs(x - y) < 3  # diagonal (shirt)
+    t[7] = np.abs(x + y - 27) < 3  # anti-diagonal (sneaker)
+    t[8] = np.exp(-((y - 15) ** 2 + (x - 13.5) ** 2) / 30)  # blob (bag)
+    t[9, 3:23, 5:10] = t[9, 18:23, 5:25] = 1  # L shape (ankle boot)
+    return t
+
+
+def synthetic_fashion_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """n balanced, seeded samples: images (n, 28, 28) uint8 and labels (n,) uint8 in 0..9.
+
+    Each class is its template shifted by up to 2 pixels, scaled in brightness and with
+    Gaussian noise: distinct enough for a small model to learn, varied enough not to be trivial.
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+    images = _templates()[labels]  # (n, 28, 28)
+    shifts = rng.integers(-2, 3, size=(n, 2))
+    for i, (dy, dx) in enumerate(shifts):
+        images[i] = np.roll(images[i], (dy, dx), axis=(0, 1))
+    images = images * rng.uniform(0.7, 1.0, size=(n, 1, 1)) + rng.normal(0, 0.08, images.shape)
+    return (images.clip(0, 1) * 255).round().astype(np.uint8), labels
+
+
+def write_fashion_mnist(
+    directory: str | Path, n_train: int = 600, n_test: int = 200, seed: int = 0
+):
+    """Write a synthetic Fashion-MNIST as the 4 official .gz IDX files; returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for prefix, n, s in (("train", n_train, seed), ("t10k", n_test, seed + 1)):
+        images, labels = synthetic_fashion_mnist(n, s)
+        write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return directory
