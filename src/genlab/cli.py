@@ -382,7 +382,7 @@ def morph(
 
     ia, ib = pick(a, from_), pick(b, to)
     xa, xb = data.batch(torch.tensor([ia])), data.batch(torch.tensor([ib]))
-    strip = morph_strip(model, xa.x, xb.x, steps=steps, method=method.value)
+    strip = morph_strip(model, xa.x, xb.x, steps=steps, method=method.value, ya=xa.y, yb=xb.y)
     save_png(
         out, make_grid(strip, nrow=strip.shape[0]), {**_meta(run, seed), "images": f"{ia},{ib}"}
     )
@@ -465,9 +465,14 @@ def walk(
     data = _test_data(run)
     i = int(torch.randint(len(data), (1,), generator=torch.Generator().manual_seed(seed)))
     b = data.batch(torch.tensor([i]))
+    from genlab.latent import embed as embed_images
+
+    std = embed_images(model, _subset(data, min(2000, len(data)))).std(0)
     with torch.inference_mode():
         z = model.encode(b.x, b.y)[0]
-    grid = latent_walk(model, z, list(range(min(dims, z.shape[0]))), steps=steps)
+    # The most used dimensions (largest spread over the data) first; steps in units of std.
+    order = std.argsort(descending=True)[: min(dims, z.shape[0])].tolist()
+    grid = latent_walk(model, z, order, steps=steps, std=std, y=b.y)
     save_png(out, make_grid(grid.flatten(0, 1), nrow=steps), _meta(run, seed))
     _echo(f"wrote {out}")
 
