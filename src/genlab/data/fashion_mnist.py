@@ -325,6 +325,7 @@ def _download(url: str, target: Path, md5: str, progress: bool, timeout: float) 
                 f"could not download {url} ({reason}); check the network (proxy, firewall) "
                 "and retry, or `apt-get install dataset-fashion-mnist`"
             ) from None
+        tmp.chmod(0o644)  # a data file others may read, not mkstemp's private 0600
         if digest.hexdigest() != md5:
             raise GenlabError(
                 f"{url}: checksum mismatch (MD5 {digest.hexdigest()}, expected {md5}); the "
