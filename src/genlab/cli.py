@@ -12,7 +12,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from genlab.errors import GenlabError
@@ -648,14 +647,14 @@ def main(argv: list[str] | None = None) -> int:
     except GenlabError as e:
         typer.echo(f"error: {e}", err=True)
         return 2
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except click.ClickException as e:
+    except typer.TyperException as e:  # usage errors: typer prints usage and the problem
         e.show()
-        return 2 if isinstance(e, click.UsageError) else e.exit_code
+        return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         typer.echo("interrupted; the last checkpoint is kept", err=True)
         return 130
