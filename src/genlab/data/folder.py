@@ -20,6 +20,7 @@ import struct
 import warnings
 import zipfile
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,6 @@ _DECODE_ERRORS = (
     EOFError,
     struct.error,
     zlib.error,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
 )
 
 
@@ -67,26 +66,34 @@ def _list_images(directory: Path) -> list[Path]:
 
 def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     """One image file -> (channels, size, size) uint8: short side to `size`, centre crop."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise _TooLarge
-            mode = "L" if channels == 1 else "RGB"
-            im.draft(mode, (size, size))  # JPEG: decode at a reduced scale, still >= size
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: keep the top 8 bits
-                im = Image.fromarray((np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8))
-            if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
-                im = im.convert("RGBA")  # transparent pixels become white
-                im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
-            im = im.convert(mode)
-            w, h = im.size
-            s = min(w, h)
-            box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)  # centred square
-            im = im.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
-            array = np.asarray(im, np.uint8)
+    with Image.open(path) as im:  # PIL itself raises DecompressionBombError beyond 2x its limit
+        if im.width * im.height > MAX_PIXELS:
+            raise _TooLarge
+        mode = "L" if channels == 1 else "RGB"
+        im.draft(mode, (size, size))  # JPEG: decode at a reduced scale, still >= size
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grayscale: keep the top 8 bits
+            im = Image.fromarray((np.asarray(im, np.uint32) >> 8).clip(0, 255).astype(np.uint8))
+        if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+            im = im.convert("RGBA")  # transparent pixels become white
+            im = Image.alpha_composite(Image.new("RGBA", im.size, "white"), im)
+        im = im.convert(mode)
+        w, h = im.size
+        s = min(w, h)
+        box = ((w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2)  # centred square
+        im = im.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
+        array = np.asarray(im, np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)  # (C, size, size)
+
+
+def _try_decode(path: Path, size: int, channels: int) -> np.ndarray | str:
+    """The decoded image, or why it was skipped: "too large" or "broken"."""
+    try:
+        return _decode(path, size, channels)
+    except (_TooLarge, Image.DecompressionBombError):
+        return "too large"
+    except _DECODE_ERRORS:
+        return "broken"
 
 
 def _cache_key(root: Path, files: list[Path], size: int, channels: int) -> str:
@@ -130,16 +137,17 @@ def _decode_folder(
     cached = _load_cache(cache)
     if cached is not None:
         return cached
+    # PIL releases the GIL while decoding and resizing, so threads use every core
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        results = list(pool.map(lambda f: _try_decode(f, size, channels), files))
     images, relpaths, skipped, too_large = [], [], [], []
-    for f in files:
+    for f, result in zip(files, results, strict=True):
         rel = f.relative_to(root).as_posix()
-        try:
-            images.append(_decode(f, size, channels))
+        if isinstance(result, np.ndarray):
+            images.append(result)
             relpaths.append(rel)
-        except (_TooLarge, Image.DecompressionBombError, Image.DecompressionBombWarning):
-            too_large.append(rel)
-        except _DECODE_ERRORS:
-            skipped.append(rel)
+        else:
+            (too_large if result == "too large" else skipped).append(rel)
     arrays = {
         "images": np.stack(images) if images else np.zeros((0, channels, size, size), np.uint8),
         "relpaths": np.array(relpaths, dtype=str),
