@@ -61,7 +61,7 @@ def synthetic_fashion_mnist(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 def write_fashion_mnist(
     directory: str | Path, n_train: int = 600, n_test: int = 200, seed: int = 0
-):
+) -> Path:
     """Write a synthetic Fashion-MNIST as the 4 official .gz IDX files; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
