@@ -222,6 +222,8 @@ def test_max_minutes_budget_stops(tmp_path, toy_family):
     result = train(run, data=random_data(), progress=False)
     assert result.stopped_by == "max_minutes" and result.step > 0
     assert result.elapsed_s >= 1.2
+    # The last, partial logging window is written too.
+    assert int(metric_rows(run)[-1]["step"]) == result.step
 
 
 def test_existing_run_is_not_overwritten(tmp_path):

@@ -350,6 +350,27 @@ def train(
     metrics_writer = _MetricsWriter(run_dir / METRICS) if accelerator.is_main_process else None
     sample_generator_seed = tcfg.seed + 12345
 
+    def log_row(step: int, lr: float) -> dict[str, float]:
+        """Write the mean of the open logging window as one metrics.csv row and close it."""
+        nonlocal log_sums, log_count, window_start, window_images
+        now = time.perf_counter()
+        means = {k: float(v) / log_count for k, v in log_sums.items()}
+        ips = window_images / max(now - window_start, 1e-9)
+        row = {
+            "step": step,
+            "epoch": round(step / steps_per_epoch, 4),
+            "lr": lr,
+            **means,
+            "images_per_s": round(ips, 1),
+            "elapsed_s": round(elapsed_before + now - start, 2),
+        }
+        if metrics_writer is not None:
+            metrics_writer.write(row)
+        if bar is not None:
+            bar.set_postfix(loss=f"{means['loss']:.4g}", img_s=f"{ips:.0f}")
+        log_sums, log_count, window_start, window_images = {}, 0, now, 0
+        return means
+
     with _StopFlag() as stop_flag:
         while True:
             elapsed = elapsed_before + time.perf_counter() - start
@@ -409,22 +430,7 @@ def train(
             log_count += 1
             window_images += batch
             if step % tcfg.log_every == 0 or step == tcfg.max_steps:
-                now = time.perf_counter()
-                last_metrics = {k: float(v) / log_count for k, v in log_sums.items()}
-                ips = window_images / max(now - window_start, 1e-9)
-                row = {
-                    "step": step,
-                    "epoch": round(step / steps_per_epoch, 4),
-                    "lr": lr,
-                    **last_metrics,
-                    "images_per_s": round(ips, 1),
-                    "elapsed_s": round(elapsed_before + now - start, 2),
-                }
-                if metrics_writer is not None:
-                    metrics_writer.write(row)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last_metrics['loss']:.4g}", img_s=f"{ips:.0f}")
-                log_sums, log_count, window_start, window_images = {}, 0, now, 0
+                last_metrics = log_row(step, lr)
             if bar is not None:
                 bar.update(1)
             if step % tcfg.sample_every == 0 and accelerator.is_main_process:
@@ -436,6 +442,8 @@ def train(
                 last_saved = step
 
         elapsed = elapsed_before + time.perf_counter() - start
+        if stopped_by == "max_minutes" and log_count > 0:  # a time budget ends mid-window
+            last_metrics = log_row(step, lr)
         if step != last_saved or checkpoint_dir(run_dir) is None:
             checkpoint(step, elapsed)
         if accelerator.is_main_process and step > 0:
