@@ -6,6 +6,7 @@ Heavy libraries (torch, accelerate, matplotlib) are imported inside the commands
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from enum import Enum
@@ -170,6 +171,8 @@ def train(
             checkpoint_every,
         )
         result = run_training(run_dir, progress=progress)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return
     _echo(
         f"{result.run_dir}: step {result.step} ({result.stopped_by}), "
         f"{result.elapsed_s:.0f} s, {result.images_per_s:.0f} images/s, "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
@@ -143,8 +144,18 @@ def create_run(
     *,
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """Create a run directory with its config.json. Refuses to overwrite an existing run."""
+    """Create a run directory with its config.json. Refuses to overwrite an existing run.
+
+    Under `accelerate launch`/torchrun only rank 0 creates it; the other ranks wait for it.
+    """
     run_dir = Path(run_dir)
+    if int(os.environ.get("RANK", "0")) != 0:
+        deadline = time.monotonic() + 120.0
+        while not (run_dir / CONFIG).is_file():
+            if time.monotonic() > deadline:
+                raise GenlabError(f"{run_dir}: rank 0 did not create the run within 120 s")
+            time.sleep(0.1)
+        return run_dir
     if run_dir.exists() and any(run_dir.iterdir()):
         raise GenlabError(
             f"{run_dir}: already exists and is not empty; continue it with "
