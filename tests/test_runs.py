@@ -64,7 +64,8 @@ def test_load_model_rejects_unknown_family_and_mismatched_weights(tmp_path):
     with pytest.raises(GenlabError, match="unknown model family 'nope'"):
         genlab.load(tmp_path)
     (tmp_path / "config.json").write_text(
-        json.dumps({"family": "vae", "model": {"latent_dim": 4, "widths": [8, 16]}}))
+        json.dumps({"family": "vae", "model": {"latent_dim": 4, "widths": [8, 16]}})
+    )
     save_weights(tmp_path / "model.safetensors", {"x": torch.zeros(1)})
     with pytest.raises(GenlabError, match="weights do not match config.json"):
         genlab.load(tmp_path)

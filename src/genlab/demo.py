@@ -36,7 +36,7 @@ SECTIONS = [
     (
         "arithmetic.png",
         "Latent vector arithmetic",
-        "Each row: a sneaker, then z + s * (mean z of ankle boots - mean z of sneakers) for growing s.",
+        "Each row: a sneaker, then z + s * (mean z of boots - mean z of sneakers), s growing.",
         "genlab arithmetic {run} --from Sneaker --to 'Ankle boot' --out arithmetic.png",
     ),
     (

@@ -52,7 +52,11 @@ def test_files_are_safetensors_and_json_never_pickle(tmp_path):
     save_checkpoint(tmp_path, model, model, opt, {"step": 1, "elapsed_s": 0.0})
     state = tmp_path / "state"
     assert sorted(p.name for p in state.iterdir()) == [
-        "ema.safetensors", "model.safetensors", "optimizer.safetensors", "trainer.json"]
+        "ema.safetensors",
+        "model.safetensors",
+        "optimizer.safetensors",
+        "trainer.json",
+    ]
     json.loads((state / "trainer.json").read_text())
     for name in ("model.safetensors", "ema.safetensors"):
         # The top-level inference weights are the same files as the checkpoint's.
