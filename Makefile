@@ -13,7 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 demo: setup data
 	$(BIN)/genlab demo --out demo
 
-test: setup data
+test: setup data lint
 	GENLAB_REQUIRE_REAL_DATA=$${CI:+1} $(BIN)/python -m pytest -n 2 --dist loadfile
 
 setup: $(STAMP)
