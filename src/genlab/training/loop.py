@@ -378,7 +378,11 @@ def train(
         if metrics_writer is not None:
             metrics_writer.write(row)
         if bar is not None:
-            bar.set_postfix(loss=f"{means['loss']:.4g}", img_s=f"{ips:.0f}")
+            extra = {}
+            if tcfg.max_steps is None:  # a time budget: show the time left as the ETA
+                left = max(0.0, 60.0 * tcfg.max_minutes - (elapsed_before + now - start))
+                extra["left"] = f"{int(left // 60)}:{int(left % 60):02d}"
+            bar.set_postfix(loss=f"{means['loss']:.4g}", img_s=f"{ips:.0f}", **extra)
         log_sums, log_count, window_start, window_images = {}, 0, now, 0
         return means
 
