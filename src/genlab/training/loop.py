@@ -493,9 +493,17 @@ class _MetricsWriter:
             writer.writerow(row)
 
 
-def write_samples(model: torch.nn.Module, run_dir: Path, step: int, seed: int, n: int = 64) -> Path:
-    """Write a grid of n samples (a fixed seed, so grids over training are comparable)."""
+def write_samples(
+    model: torch.nn.Module, run_dir: Path, step: int, seed: int, n: int = 64
+) -> Path | None:
+    """Write a grid of n samples (a fixed seed, so grids over training are comparable).
+
+    Models without `sample` (classifiers) write nothing.
+    """
     from genlab.images import make_grid, save_png
+
+    if not hasattr(model, "sample"):
+        return None
 
     was_training = model.training
     model.eval()
