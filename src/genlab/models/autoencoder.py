@@ -181,5 +181,7 @@ class Autoencoder(nn.Module):
         Returns:
             (n, C, H, W) in [0, 1].
         """
-        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=self.z_mean.device)
+        device = generator.device if generator is not None else self.z_mean.device
+        eps = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
+        eps = eps.to(self.z_mean.device)  # drawn where the generator lives, then moved
         return self.decode(self.z_mean + self.z_std * eps)

@@ -126,7 +126,10 @@ class VAE(nn.Module):
             y = torch.arange(n, device=device) % K
         y = torch.as_tensor(y, device=device).long().reshape(-1)
         if y.shape[0] != n or y.min() < 0 or y.max() >= K:
-            raise GenlabError(f"a conditional VAE needs {n} labels in [0, {K}), got {y.tolist()}")
+            raise GenlabError(
+                f"a conditional VAE needs {n} labels in [0, {K}), got {y.shape[0]} labels "
+                f"from {y.min().item()} to {y.max().item()} (unlabeled data has -1)"
+            )
         return F.one_hot(y, K).float()
 
     # -- encoder, reparameterization, decoder -------------------------------------------------
