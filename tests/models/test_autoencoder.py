@@ -59,7 +59,7 @@ def test_bad_config_errors():
 @pytest.mark.parametrize("recon_loss", ["bce", "mse"])
 def test_overfits_one_batch(recon_loss):
     model = make(dataclasses.replace(TINY, recon_loss=recon_loss))
-    batch = Batch(blobs(16), torch.full((16,), -1))
+    batch = Batch(blobs(8), torch.full((8,), -1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first, logs = model.loss(batch)
     assert torch.isfinite(first) and set(logs) == {"recon"} and not logs["recon"].requires_grad

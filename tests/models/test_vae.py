@@ -62,7 +62,7 @@ def test_bad_likelihood_errors():
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_overfits_one_batch(likelihood):
     model = make(dataclasses.replace(TINY, likelihood=likelihood))
-    batch = Batch(binary_blobs(16), torch.full((16,), -1))
+    batch = Batch(binary_blobs(8), torch.full((8,), -1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     first, logs = model.loss(batch)
     assert torch.isfinite(first)
