@@ -74,8 +74,8 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Linear to the bottom map, then stride-2 4x4 transposed convs: (B, D) -> logits (B, C, S, S).
 
-    The last transposed conv writes the C output channels directly: a final full-resolution 3x3
-    conv costs about as much as the rest of the decoder on a CPU and improved samples little.
+    The last transposed conv writes the C output channels directly, with no extra
+    full-resolution conv: on a CPU the full-resolution layers are the costly ones.
     """
 
     def __init__(self, in_features: int, channels: int, image_size: int, widths: tuple[int, ...]):
@@ -98,8 +98,9 @@ class AutoencoderConfig:
     """Attributes:
     channels: image channels (1 grayscale, 3 RGB).
     image_size: image side in pixels; 7 or 4 times a power of two (28, 32, 64).
-    latent_dim: size of the code z. 16 reconstructs Fashion-MNIST well; 2 gives a latent map
-        one can plot (dimensionality reduction) at the cost of blurry reconstructions.
+    latent_dim: size of the code z. 16 by default: small enough to be a real bottleneck,
+        large enough for recognisable reconstructions; 2 gives a latent map one can plot
+        (dimensionality reduction) at the cost of blurry reconstructions.
     widths: channels after each stride-2 level, shallow to deep; the last entry repeats when
         the image needs more levels than listed (28 needs 2, 32 needs 3, 64 needs 4).
     recon_loss: "bce" (binary cross-entropy on intensities in [0, 1]) or "mse"; both summed

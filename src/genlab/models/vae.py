@@ -66,8 +66,9 @@ class VAEConfig:
     """Attributes:
     channels: image channels (1 grayscale, 3 RGB).
     image_size: image side in pixels; 7 or 4 times a power of two (28, 32, 64).
-    latent_dim: size of z. 32 gives sharper Fashion-MNIST samples than 16 at the same speed;
-        unused dimensions collapse to the prior (KL ~ 0), which costs nothing.
+    latent_dim: size of z. 32 leaves room to spare on Fashion-MNIST: dimensions the data does
+        not need collapse to the prior (KL ~ 0) and cost almost nothing; a 3-minute run used
+        about 17 nats of KL in total.
     widths: channels after each stride-2 level, shallow to deep; the last entry repeats when
         the image needs more levels than listed (28 needs 2, 32 needs 3, 64 needs 4).
     likelihood: "bernoulli" (logits per pixel; intensities in [0, 1] as soft targets) or
