@@ -32,6 +32,7 @@ app.add_typer(data_app, name="data")
 class Family(str, Enum):
     ae = "ae"
     vae = "vae"
+    classifier = "classifier"
 
 
 class Likelihood(str, Enum):
@@ -239,6 +240,10 @@ def _create(
             if not train_data.class_names:
                 raise GenlabError("--conditional needs labelled data (class sub-folders)")
             overrides["num_classes"] = len(train_data.class_names)
+    if family == Family.classifier:
+        if len(train_data.class_names) < 2:
+            raise GenlabError("a classifier needs labelled data: an image folder of class folders")
+        overrides["num_classes"] = len(train_data.class_names)
     model_config = config_cls(**{k: v for k, v in overrides.items() if k in fields})
     tcfg = TrainConfig(
         batch_size=batch_size,

@@ -10,9 +10,11 @@ latent tools serve them all:
 """
 
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
+from genlab.models.classifier import Classifier, ClassifierConfig
 from genlab.models.vae import VAE, VAEConfig
 
 FAMILIES = {
     "ae": (AutoencoderConfig, Autoencoder),
     "vae": (VAEConfig, VAE),
+    "classifier": (ClassifierConfig, Classifier),
 }
