@@ -6,6 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 class atomic_path:
     """Context manager giving a temporary path next to `path`, renamed onto it on success.
@@ -21,6 +24,7 @@ class atomic_path:
             prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
         )
         os.close(fd)
+        os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600; give files the usual mode
         self.tmp = Path(name)
         return self.tmp
 

@@ -236,3 +236,16 @@ def test_too_little_data_is_a_clear_error(tmp_path):
     run = make_run(tmp_path / "run")
     with pytest.raises(GenlabError, match="fewer than one batch"):
         train(run, data=random_data(n=10), progress=False)
+
+
+def test_ema_handles_integer_buffers():
+    from torch.optim.swa_utils import AveragedModel
+
+    from genlab.training.loop import ema_with_warmup
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)
+    for _ in range(3):
+        model(torch.randn(4, 2))
+        ema.update_parameters(model)
+    assert int(ema.module[1].num_batches_tracked) == 3
