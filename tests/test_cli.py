@@ -168,3 +168,32 @@ def test_existing_out_and_unknown_class(run, capsys, tmp_path):
 def test_usage_errors_exit_2(capsys):
     assert main(["train", "gan-of-doom"]) == 2
     assert main(["sample"]) == 2
+
+
+def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = [
+        "demo",
+        "--out",
+        str(out),
+        "--minutes",
+        "0.02",
+        "--data-dir",
+        str(fmnist_dir),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    html = (out / "index.html").read_text()
+    for name in (
+        "samples",
+        "reconstructions",
+        "interpolation",
+        "morph",
+        "arithmetic",
+        "latent_map",
+        "walk",
+        "loss",
+    ):
+        assert (out / f"{name}.png").is_file() and f"{name}.png" in html
+    assert main(args) == 0  # a second run reuses the trained demo run
+    assert "reusing the trained demo run" in capsys.readouterr().out

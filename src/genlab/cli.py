@@ -149,27 +149,27 @@ def train(
         if family is None or out is None:
             raise GenlabError("give a family and --out, e.g. `genlab train vae --out runs/vae`")
         run_dir = _create(
-            family,
-            data,
-            data_dir,
-            out,
-            max_steps,
-            max_minutes,
-            epochs,
-            seed,
-            batch_size,
-            lr,
-            latent_dim,
-            beta,
-            likelihood,
-            conditional,
-            size,
-            channels,
-            limit,
-            ema,
-            precision,
-            sample_every,
-            checkpoint_every,
+            family=family,
+            data=data,
+            data_dir=data_dir,
+            out=out,
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            epochs=epochs,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            latent_dim=latent_dim,
+            beta=beta,
+            likelihood=likelihood,
+            conditional=conditional,
+            size=size,
+            channels=channels,
+            limit=limit,
+            ema=ema,
+            precision=precision,
+            sample_every=sample_every,
+            checkpoint_every=checkpoint_every,
         )
         result = run_training(run_dir, progress=progress)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
@@ -187,28 +187,30 @@ def train(
 
 
 def _create(
-    family,
-    data,
-    data_dir,
-    out,
-    max_steps,
-    max_minutes,
-    epochs,
-    seed,
-    batch_size,
-    lr,
-    latent_dim,
-    beta,
-    likelihood,
-    conditional,
-    size,
-    channels,
-    limit,
-    ema,
-    precision,
-    sample_every,
-    checkpoint_every,
+    family: Family,
+    *,
+    out: Path,
+    data: str = "fashion-mnist",
+    data_dir: Path | None = None,
+    max_steps: int | None = None,
+    max_minutes: float | None = None,
+    epochs: float | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    latent_dim: int | None = None,
+    beta: float = 1.0,
+    likelihood: Likelihood = Likelihood.bernoulli,
+    conditional: bool = False,
+    size: int = 32,
+    channels: int = 1,
+    limit: int | None = None,
+    ema: float | None = 0.999,
+    precision: str = "auto",
+    sample_every: int = 1000,
+    checkpoint_every: int = 1000,
 ) -> Path:
+    """Create a run directory from the `train` options (the same defaults as the CLI)."""
     import dataclasses
 
     from genlab.data import DataSpec, load_data
@@ -575,29 +577,7 @@ def demo(
                 raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
             shutil.rmtree(run)
         _echo(f"training a VAE on Fashion-MNIST for {minutes:g} minutes into {run}")
-        _create(
-            Family.vae,
-            "fashion-mnist",
-            data_dir,
-            run,
-            None,
-            minutes,
-            None,
-            0,
-            128,
-            2e-3,
-            None,
-            1.0,
-            Likelihood.bernoulli,
-            False,
-            32,
-            1,
-            None,
-            0.999,
-            "auto",
-            10**9,
-            1000,
-        )
+        _create(Family.vae, out=run, data_dir=data_dir, max_minutes=minutes, sample_every=10**9)
         config = read_config(run)
         from genlab.runs import write_json
 
