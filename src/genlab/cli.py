@@ -90,11 +90,11 @@ def _needs(model, *methods: str) -> None:
         )
 
 
-def _class_id(data, name: str) -> int:
-    names = [c.lower() for c in data.class_names]
-    if name.lower() not in names:
-        raise GenlabError(f"unknown class {name!r}; classes: {', '.join(data.class_names)}")
-    return names.index(name.lower())
+def _latent_model_and_data(run: Path):
+    """A run's model (which must have encode and decode) and its test split."""
+    model = _load(run)
+    _needs(model, "encode", "decode")
+    return model, _test_data(run)
 
 
 # ----------------------------------------------------------------------------- training
@@ -315,9 +315,7 @@ def reconstruct(
 
     from genlab.images import make_grid, save_png
 
-    model = _load(run)
-    _needs(model, "encode", "decode")
-    data = _test_data(run)
+    model, data = _latent_model_and_data(run)
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(data), generator=g)[:n]
     batch = data.batch(idx)
@@ -346,9 +344,7 @@ def interpolate(
     from genlab.images import make_grid, save_png
     from genlab.latent import interpolate as interp
 
-    model = _load(run)
-    _needs(model, "encode", "decode")
-    data = _test_data(run)
+    model, data = _latent_model_and_data(run)
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[: 2 * pairs]
     a, b = data.batch(idx[:pairs]), data.batch(idx[pairs:])
     path = interp(model, a.x, b.x, steps=steps, method=method.value, y0=a.y, y1=b.y)
@@ -372,11 +368,9 @@ def morph(
     import torch
 
     from genlab.images import make_grid, save_png
-    from genlab.latent import morph_strip
+    from genlab.latent import class_index, morph_strip
 
-    model = _load(run)
-    _needs(model, "encode", "decode")
-    data = _test_data(run)
+    model, data = _latent_model_and_data(run)
     g = torch.Generator().manual_seed(seed)
 
     def pick(index: int | None, cls: str) -> int:
@@ -386,7 +380,7 @@ def morph(
             return index
         if not data.class_names:
             return int(torch.randint(len(data), (1,), generator=g))
-        members = (data.labels == _class_id(data, cls)).nonzero().flatten()
+        members = (data.labels == class_index(data.class_names, cls)).nonzero().flatten()
         return int(members[torch.randint(len(members), (1,), generator=g)])
 
     ia, ib = pick(a, from_), pick(b, to)
@@ -413,9 +407,7 @@ def arithmetic(
     from genlab.images import make_grid, save_png
     from genlab.latent import class_arithmetic
 
-    model = _load(run)
-    _needs(model, "encode", "decode")
-    data = _test_data(run)
+    model, data = _latent_model_and_data(run)
     rows = class_arithmetic(
         model, data, from_, to, n=n, generator=torch.Generator().manual_seed(seed)
     )
@@ -469,9 +461,7 @@ def walk(
     from genlab.images import make_grid, save_png
     from genlab.latent import latent_walk
 
-    model = _load(run)
-    _needs(model, "encode", "decode")
-    data = _test_data(run)
+    model, data = _latent_model_and_data(run)
     i = int(torch.randint(len(data), (1,), generator=torch.Generator().manual_seed(seed)))
     b = data.batch(torch.tensor([i]))
     from genlab.latent import embed as embed_images
