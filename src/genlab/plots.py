@@ -128,13 +128,7 @@ def plot_metrics(
         ax.set_xlabel(x_label)
         ax.xaxis.set_tick_params(labelbottom=True)
 
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(
-            tmp, format="png", metadata={str(k): str(v) for k, v in (metadata or {}).items()}
-        )
-    return out_png
+    return save_figure(fig, out_png, metadata)
 
 
 def save_embeddings_csv(
@@ -172,4 +166,15 @@ def save_embeddings_csv(
         for i, (label, row) in enumerate(zip(labels_list, z_np.tolist(), strict=True)):
             name = class_names[label] if 0 <= label < len(class_names) else ""
             writer.writerow([i, label, name, *(repr(v) for v in row)])
+    return path
+
+
+def save_figure(fig, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """Write a matplotlib figure as PNG atomically, with `metadata` as PNG text."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(
+            tmp, format="png", metadata={str(k): str(v) for k, v in (metadata or {}).items()}
+        )
     return path

@@ -16,7 +16,6 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from genlab.atomic import atomic_path
 from genlab.data import ImageData
 from genlab.errors import GenlabError
 
@@ -259,13 +258,9 @@ def plot_latent_map(
     if title:
         ax.set_title(title)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(
-            tmp, format="png", metadata={str(k): str(v) for k, v in (metadata or {}).items()}
-        )
-    return path
+    from genlab.plots import save_figure
+
+    return save_figure(fig, path, metadata)
 
 
 def _latent_dim(model: nn.Module) -> int | None:
