@@ -284,7 +284,7 @@ def sample(
     """Draw n samples from a trained model into a grid PNG."""
     import torch
 
-    from genlab.images import make_grid, save_png
+    from genlab.images import BORDER, make_grid, save_png
 
     model = _load(run)
     kwargs = {}
@@ -302,7 +302,8 @@ def sample(
         kwargs["y"] = torch.full((n,), lowered.index(class_.lower()), dtype=torch.long)
     with torch.inference_mode():
         x = model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
-    save_png(out, make_grid(x), _meta(run, seed))
+    grid_meta = {"grid_tile": str(x.shape[-1]), "grid_padding": str(BORDER)}
+    save_png(out, make_grid(x), {**_meta(run, seed), **grid_meta})
     _echo(f"wrote {out}")
 
 
@@ -584,6 +585,122 @@ def demo(
     plot(run, out / "loss.png")
     index = write_index(out, run, SECTIONS, seconds=time.perf_counter() - t0)
     _echo(f"demo ready: open {index}")
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+NOpt = Annotated[int, typer.Option(help="Samples to generate and score.")]
+FeaturesOpt = Annotated[
+    Path | None,
+    typer.Option(help="A classifier run trained on the data (`genlab train classifier`)."),
+]
+InceptionOpt = Annotated[
+    Path | None,
+    typer.Option(help="Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file)."),
+]
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[Path | None, typer.Argument(help="A run directory to sample from.")] = None,
+    images: Annotated[
+        Path | None, typer.Option(help="Score these instead: a folder of images or a grid PNG.")
+    ] = None,
+    n: NOpt = 10_000,
+    seed: SeedOpt = 0,
+    json_: Annotated[
+        Path | None, typer.Option("--json", help="Also write the record to this file.")
+    ] = None,
+    tile: Annotated[int | None, typer.Option(help="Grid tile side in pixels.")] = None,
+    padding: Annotated[int | None, typer.Option(help="Grid border in pixels.")] = None,
+    data: Annotated[
+        str, typer.Option(help="Real data for --images: 'fashion-mnist' or a folder.")
+    ] = ("fashion-mnist"),
+    data_dir: Annotated[Path | None, typer.Option(help="Fashion-MNIST IDX directory.")] = None,
+    size: Annotated[int, typer.Option(help="Image size for folder data.")] = 32,
+    channels: Annotated[int, typer.Option(help="1 or 3 for folder data.")] = 1,
+    features: FeaturesOpt = None,
+    inception_weights: InceptionOpt = None,
+    references: Annotated[
+        bool, typer.Option(help="Score the floor and ceilings too (cached after the first time).")
+    ] = True,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Score a run's samples (or --images) with every metric, next to real-data references."""
+    from genlab.evaluation.evaluate import EvalConfig, evaluate_images, evaluate_run, record_path
+    from genlab.evaluation.report import eval_table
+    from genlab.runs import write_json
+
+    if (run is None) == (images is None):
+        raise GenlabError("give a run directory or --images DIR_OR_GRID (one of them)")
+    config = EvalConfig(n=n, seed=seed, references=references)
+    if run is not None:
+        record = evaluate_run(
+            run, config, features_run=features, inception_weights=inception_weights,
+            progress=progress,
+        )  # fmt: skip
+        where = record_path(run, config)
+    else:
+        record = evaluate_images(
+            images, config, data=data, data_dir=data_dir, size=size, channels=channels,
+            tile=tile, padding=padding, features_run=features,
+            inception_weights=inception_weights, progress=progress,
+        )  # fmt: skip
+        where = None
+    _echo(eval_table(record))
+    if json_ is not None:
+        write_json(json_, record)
+        where = json_
+    if where is not None:
+        _echo(f"wrote {where}")
+
+
+@app.command()
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to rank.")],
+    n: NOpt = 10_000,
+    seed: SeedOpt = 0,
+    html: Annotated[Path, typer.Option(help="The HTML page to write.")] = Path("compare.html"),
+    fresh: Annotated[
+        bool, typer.Option(help="Evaluate again even where a run has a current record.")
+    ] = False,
+    features: FeaturesOpt = None,
+    inception_weights: InceptionOpt = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Rank runs on the same metrics: a table here and an HTML page with their samples."""
+    import json
+
+    from genlab.atomic import atomic_path
+    from genlab.evaluation.evaluate import EvalConfig, evaluate_run, record_path, run_step
+    from genlab.evaluation.report import compare_html, compare_table
+
+    config = EvalConfig(n=n, seed=seed)
+    records, grids = [], {}
+    for run in runs:
+        path = record_path(run, config)
+        record = None
+        if path.is_file() and not fresh and features is None and inception_weights is None:
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                record = None
+            if record and record.get("source", {}).get("step") != run_step(run):
+                record = None  # trained further since: evaluate again
+        if record is None:
+            record = evaluate_run(
+                run, config, features_run=features, inception_weights=inception_weights,
+                progress=progress,
+            )  # fmt: skip
+        else:
+            _echo(f"{run}: using {path} (current; --fresh evaluates again)")
+        records.append(record)
+        grids[record["source"]["run"]] = path.parent / f"samples-seed{seed}.png"
+    _echo(compare_table(records))
+    html.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(html) as tmp:
+        tmp.write_text(compare_html(records, grids))
+    _echo(f"wrote {html}")
 
 
 # ----------------------------------------------------------------------------- data

@@ -330,7 +330,12 @@ def nearest_neighbour_distances(query: Tensor, reference: Tensor) -> Tensor:
 
 
 def memorisation(
-    samples: Tensor, train: Tensor, test: Tensor, threshold_quantile: float = 0.01
+    samples: Tensor,
+    train: Tensor,
+    test: Tensor | None,
+    threshold_quantile: float = 0.01,
+    *,
+    test_nn_dist: Tensor | None = None,
 ) -> Memorisation:
     """Flag samples that are near-copies of training images.
 
@@ -343,13 +348,19 @@ def memorisation(
         samples: (N, ...) generated images or their features.
         train: (M, ...) training set, same space. test: (T, ...) held-out set, same space.
         threshold_quantile: quantile of the test distances below which a sample is a copy.
+        test_nn_dist: the test distances computed before (they depend only on the data, so an
+            evaluator caches them); then `test` may be None.
 
     Returns:
         Memorisation with per-sample and per-test distances, threshold, copy count and share,
         and median(sample distance) / median(test distance) (well below 1: memorising).
     """
     d_sample = nearest_neighbour_distances(samples, train)  # (N,)
-    d_test = nearest_neighbour_distances(test, train)  # (T,)
+    if test_nn_dist is None:
+        if test is None:
+            raise ValueError("memorisation: pass the test set or its distances test_nn_dist")
+        test_nn_dist = nearest_neighbour_distances(test, train)
+    d_test = test_nn_dist.double()  # (T,)
     threshold = float(torch.quantile(d_test, threshold_quantile))
     copies = int((d_sample <= threshold).sum())
     ratio = float(d_sample.median() / d_test.median().clamp(min=1e-12))
