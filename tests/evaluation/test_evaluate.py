@@ -229,3 +229,24 @@ def test_compare_ranks_runs_and_writes_html_with_their_samples(runs, tmp_path, c
     assert (first < second) == (records[0]["metrics"]["fd"] == fds[0])
     assert main(args) == 0  # the second time the records are current: nothing is recomputed
     assert capsys.readouterr().out.count("using ") == 2
+
+
+def test_inception_weights_swap_the_embedding_and_keep_the_class_metrics(fmnist_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    from genlab.evaluation.inception import InceptionV3FID
+
+    weights = tmp_path / "inception.safetensors"
+    save_file(InceptionV3FID().state_dict(), str(weights))  # random weights: shapes only
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    test = load_fashion_mnist("test", str(fmnist_dir))
+    for i in range(10):
+        Image.fromarray(test.images[i, 0].numpy()).save(folder / f"{i}.png")
+    out = tmp_path / "i.json"
+    args = ["eval", "--images", str(folder), "--data-dir", str(fmnist_dir), "--no-progress"]
+    args += ["--no-references", "--inception-weights", str(weights), "--json", str(out)]
+    assert main(args) == 0
+    record = json.loads(out.read_text())
+    assert record["networks"]["features"]["name"].startswith("inception-v3")
+    assert len(record["metrics"]["class_histogram"]) == 10  # the Fashion-MNIST classifier's

@@ -38,6 +38,7 @@ from genlab.evaluation.features import Embedding
 
 SCHEMA = "genlab.eval/1"
 REFERENCES = ("floor", "blurred", "noised")
+MIN_IMAGES = 10
 _CACHE_VERSION = 1  # bump when a reference computation changes
 
 
@@ -192,8 +193,11 @@ class Evaluator:
     ):
         if train.shape != test.shape:
             raise GenlabError(f"train images {train.shape} and test images {test.shape} differ")
-        if config.n < 2:
-            raise GenlabError(f"--n must be at least 2, got {config.n}")
+        if config.n < MIN_IMAGES:
+            raise GenlabError(
+                f"--n must be at least {MIN_IMAGES} (KID, the IS splits and the k-NN metrics "
+                f"need them), got {config.n}"
+            )
         if config.n > len(train):
             raise GenlabError(
                 f"--n {config.n} is larger than the training set ({len(train)} images): "
@@ -553,7 +557,7 @@ def evaluate_images(
     """Evaluate images made by anything (a folder of images or one grid) against `data`.
 
     `config.n` caps how many images are read; the references use as many training images as
-    there are images to score (their count must be at least 2).
+    there are images to score (at least MIN_IMAGES).
     """
     from genlab.data import DataSpec, load_data
     from genlab.evaluation.image_files import load_images
@@ -572,8 +576,10 @@ def evaluate_images(
         data_name=spec.name,
     )
     images = load_images(path, train.shape, tile=tile, padding=padding, limit=config.n)
-    if len(images) < 2:
-        raise GenlabError(f"{path}: found {len(images)} image; metrics need at least 2")
+    if len(images) < MIN_IMAGES:
+        raise GenlabError(
+            f"{path}: found {len(images)} images; the metrics need at least {MIN_IMAGES}"
+        )
     config = EvalConfig(**{**asdict(config), "n": len(images)})
     evaluator = Evaluator(
         train,
