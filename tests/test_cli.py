@@ -180,10 +180,14 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
         "0.02",
         "--data-dir",
         str(fmnist_dir),
+        "--eval-n",
+        "50",
         "--no-progress",
     ]
     assert main(args) == 0
     html = (out / "index.html").read_text()
+    assert "<h2>Evaluation</h2>" in html and "floor: training images" in html
+    assert "FD (lower is better)" in (out / "evaluation.txt").read_text()
     for name in (
         "samples",
         "reconstructions",

@@ -546,9 +546,10 @@ def demo(
     minutes: Annotated[float, typer.Option(help="Training budget in minutes.")] = 3.0,
     data_dir: Annotated[Path | None, typer.Option(help="Fashion-MNIST IDX directory.")] = None,
     retrain: Annotated[bool, typer.Option(help="Train again even if the demo run exists.")] = False,
+    eval_n: Annotated[int, typer.Option(help="Samples for `genlab eval` (0 skips it).")] = 10_000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Train a VAE on Fashion-MNIST for a few minutes, then write every picture and index.html."""
+    """Train a VAE on Fashion-MNIST for a few minutes, write every picture, evaluate it."""
     import shutil
     import time
 
@@ -583,7 +584,16 @@ def demo(
     latent_map(run, out / "latent_map.png", 5000)
     walk(run, out / "walk.png", 8, 9, 0)
     plot(run, out / "loss.png")
-    index = write_index(out, run, SECTIONS, seconds=time.perf_counter() - t0)
+    table = None
+    if eval_n:
+        from genlab.evaluation.evaluate import EvalConfig, evaluate_run
+        from genlab.evaluation.report import eval_table
+
+        _echo(f"evaluating {eval_n} samples (genlab eval {run} --n {eval_n})")
+        table = eval_table(evaluate_run(run, EvalConfig(n=eval_n), progress=progress))
+        (out / "evaluation.txt").write_text(table + "\n")
+        _echo(table)
+    index = write_index(out, run, SECTIONS, seconds=time.perf_counter() - t0, evaluation=table)
     _echo(f"demo ready: open {index}")
 
 

@@ -61,9 +61,13 @@ SECTIONS = [
 
 
 def write_index(
-    out_dir: Path, run: Path, sections: list[tuple[str, str, str, str]], seconds: float
+    out_dir: Path,
+    run: Path,
+    sections: list[tuple[str, str, str, str]],
+    seconds: float,
+    evaluation: str | None = None,
 ) -> Path:
-    """Write out_dir/index.html showing each section's picture; returns its path."""
+    """Write out_dir/index.html showing each section's picture (and the evaluation table)."""
     config = json.loads((run / "config.json").read_text())
     rel_run = run.relative_to(out_dir) if run.is_relative_to(out_dir) else run
     parts = [
@@ -84,6 +88,14 @@ def write_index(
             f"<figure><h2>{html.escape(title)}</h2><img src='{html.escape(file)}' alt='{title}'>"
             f"<figcaption>{html.escape(caption)}<br><code>"
             f"{html.escape(command.format(run=rel_run))}</code></figcaption></figure>"
+        )
+    if evaluation is not None:
+        parts.append(
+            "<figure><h2>Evaluation</h2><pre>"
+            f"{html.escape(evaluation)}</pre><figcaption>Every metric of the samples against "
+            "the test set, next to real training images (the floor) and blurred and noised ones "
+            f"(ceilings).<br><code>genlab eval {html.escape(str(rel_run))}</code></figcaption>"
+            "</figure>"
         )
     parts.append("</body></html>\n")
     path = Path(out_dir) / "index.html"
