@@ -140,6 +140,88 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=g)
 
 
+def batch_index(i: int, n: int, batch: int, seed: int) -> torch.Tensor:
+    """Indices of the i-th batch of training (all processes together): a pure function of i.
+
+    Batches walk through `epoch_order` epoch after epoch; the last partial batch of an epoch
+    is dropped, so every batch has the same size.
+
+    Returns:
+        (batch,) int64 indices into the n training images.
+    """
+    epoch, b = divmod(i, n // batch)
+    return epoch_order(n, seed, epoch)[b * batch : (b + 1) * batch]
+
+
+def prepare_training(
+    run_dir: Path, max_steps: int | None, max_minutes: float | None, data: ImageData | None
+) -> tuple[dict[str, Any], TrainConfig, ImageData]:
+    """Read a run's config, store new budgets in it, load its training data, check one batch fits.
+
+    Returns:
+        The config.json dict, the (updated) TrainConfig and the training split.
+    """
+    config = read_config(run_dir)
+    tcfg = config_from_dict(TrainConfig, config.get("train", {}), str(run_dir / CONFIG))
+    if max_steps is not None or max_minutes is not None:
+        tcfg = dataclasses.replace(
+            tcfg,
+            max_steps=max_steps if max_steps is not None else tcfg.max_steps,
+            max_minutes=max_minutes if max_minutes is not None else tcfg.max_minutes,
+        )
+        config = {**config, "train": dataclasses.asdict(tcfg)}
+        write_json(run_dir / CONFIG, config)
+    if tcfg.max_steps is None and tcfg.max_minutes is None:
+        raise GenlabError("no training budget: give --max-steps or --max-minutes")
+    spec = config_from_dict(DataSpec, config.get("data", {}), str(run_dir / CONFIG))
+    data = data if data is not None else load_data(spec, "train")
+    if len(data) < tcfg.batch_size:
+        raise GenlabError(
+            f"the data has {len(data)} images, fewer than one batch of {tcfg.batch_size}; "
+            "lower --batch-size"
+        )
+    return config, tcfg, data
+
+
+def stop_reason(
+    tcfg: TrainConfig, step: int, elapsed: float, stop_at: int | None, stop_flag: StopFlag
+) -> str | None:
+    """Why training stops before `step + 1` ("max_steps", "max_minutes", ...), or None."""
+    if tcfg.max_steps is not None and step >= tcfg.max_steps:
+        return "max_steps"
+    if tcfg.max_minutes is not None and elapsed >= 60.0 * tcfg.max_minutes:
+        return "max_minutes"
+    if stop_at is not None and step >= stop_at:
+        return "stop_at"
+    if stop_flag.requested:
+        return "interrupt"
+    return None
+
+
+def non_finite_error(
+    what: str, value: float, step: int, run_dir: Path, last_saved: int, lower: str
+) -> GenlabError:
+    """The one-line error for a non-finite loss, saying which checkpoint is kept."""
+    where = (
+        f"the last good checkpoint (step {last_saved}) is kept"
+        if checkpoint_dir(run_dir) is not None
+        else "no checkpoint had been written yet"
+    )
+    return GenlabError(
+        f"{what} became {value} at step {step}; training stopped and {where} in {run_dir}; "
+        f"lower {lower} and resume or retrain"
+    )
+
+
+def progress_bar(total: int | None, initial: int, desc: str):
+    """A tqdm bar over training steps on stderr."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, initial=initial, unit="step", dynamic_ncols=True, desc=desc, leave=True
+    )
+
+
 def create_run(
     run_dir: str | Path,
     family: str,
@@ -192,7 +274,7 @@ class _LossForward(torch.nn.Module):
         return self.model.loss(Batch(x, y))
 
 
-class _StopFlag:
+class StopFlag:
     """Turns the first Ctrl-C into a request to stop at the next step boundary."""
 
     def __init__(self):
@@ -216,7 +298,7 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-def _make_accelerator(precision: str, cpu: bool):
+def make_accelerator(precision: str, cpu: bool):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
@@ -225,7 +307,7 @@ def _make_accelerator(precision: str, cpu: bool):
     return Accelerator(mixed_precision=resolve_precision(precision, device_type), cpu=cpu)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def truncate_metrics(path: Path, step: int) -> None:
     """Drop rows logged after the checkpoint we resume from (they will be logged again)."""
     if not path.is_file():
         return
@@ -261,28 +343,11 @@ def train(
     from torch.optim.swa_utils import AveragedModel
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    tcfg = config_from_dict(TrainConfig, config.get("train", {}), str(run_dir / CONFIG))
-    if max_steps is not None or max_minutes is not None:
-        tcfg = dataclasses.replace(
-            tcfg,
-            max_steps=max_steps if max_steps is not None else tcfg.max_steps,
-            max_minutes=max_minutes if max_minutes is not None else tcfg.max_minutes,
-        )
-        write_json(run_dir / CONFIG, {**config, "train": dataclasses.asdict(tcfg)})
-    if tcfg.max_steps is None and tcfg.max_minutes is None:
-        raise GenlabError("no training budget: give --max-steps or --max-minutes")
-    spec = config_from_dict(DataSpec, config.get("data", {}), str(run_dir / CONFIG))
-    data = data if data is not None else load_data(spec, "train")
-    if len(data) < tcfg.batch_size:
-        raise GenlabError(
-            f"the data has {len(data)} images, fewer than one batch of {tcfg.batch_size}; "
-            "lower --batch-size"
-        )
+    config, tcfg, data = prepare_training(run_dir, max_steps, max_minutes, data)
 
     torch.manual_seed(tcfg.seed)
     model = build_model(config)
-    accelerator = _make_accelerator(tcfg.precision, cpu)
+    accelerator = make_accelerator(tcfg.precision, cpu)
     device = accelerator.device
     memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
@@ -307,7 +372,7 @@ def train(
         step, elapsed_before = ckpt.trainer["step"], ckpt.trainer["elapsed_s"]
         log_sums = {k: torch.tensor(v) for k, v in ckpt.trainer.get("log_window", {}).items()}
         log_count = ckpt.trainer.get("log_count", 0)
-        _truncate_metrics(run_dir / METRICS, step)
+        truncate_metrics(run_dir / METRICS, step)
     first_step = step
 
     wrapped, optimizer = accelerator.prepare(_LossForward(model), optimizer)
@@ -347,23 +412,14 @@ def train(
 
     bar = None
     if progress and accelerator.is_main_process:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=tcfg.max_steps,
-            initial=step,
-            unit="step",
-            dynamic_ncols=True,
-            desc=run_dir.name,
-            leave=True,
-        )
+        bar = progress_bar(tcfg.max_steps, step, run_dir.name)
 
     window_start, window_images = time.perf_counter(), 0
     start = time.perf_counter()
     last_metrics: dict[str, float] = {}
     last_saved = step
     stopped_by = "max_steps"
-    metrics_writer = _MetricsWriter(run_dir / METRICS) if accelerator.is_main_process else None
+    metrics_writer = MetricsWriter(run_dir / METRICS) if accelerator.is_main_process else None
     sample_generator_seed = tcfg.seed + 12345
 
     def log_row(step: int, lr: float) -> dict[str, float]:
@@ -391,25 +447,16 @@ def train(
         log_sums, log_count, window_start, window_images = {}, 0, now, 0
         return means
 
-    with _StopFlag() as stop_flag:
+    with StopFlag() as stop_flag:
         while True:
             elapsed = elapsed_before + time.perf_counter() - start
-            if tcfg.max_steps is not None and step >= tcfg.max_steps:
-                stopped_by = "max_steps"
-                break
-            if tcfg.max_minutes is not None and elapsed >= 60.0 * tcfg.max_minutes:
-                stopped_by = "max_minutes"
-                break
-            if stop_at is not None and step >= stop_at:
-                stopped_by = "stop_at"
-                break
-            if stop_flag.requested:
-                stopped_by = "interrupt"
+            reason = stop_reason(tcfg, step, elapsed, stop_at, stop_flag)
+            if reason is not None:
+                stopped_by = reason
                 break
 
             # 1. The batch: a pure function of the step.
-            epoch, b = divmod(step, steps_per_epoch)
-            index = epoch_order(n, tcfg.seed, epoch)[b * batch : (b + 1) * batch][rank::world]
+            index = batch_index(step, n, batch, tcfg.seed)[rank::world]
             x = images[index].to(device, non_blocking=True).float().div_(255.0)
             x = x.contiguous(memory_format=memory_format)
             y = labels[index].to(device, non_blocking=True)
@@ -421,16 +468,8 @@ def train(
             with accelerator.autocast():
                 loss, logs = wrapped(x, y)
             if not torch.isfinite(loss.detach()).item():
-                kept = checkpoint_dir(run_dir)
-                where = (
-                    f"the last good checkpoint (step {last_saved}) is kept"
-                    if kept
-                    else ("no checkpoint had been written yet")
-                )
-                raise GenlabError(
-                    f"the loss became {loss.item()} at step {step + 1}; training stopped and "
-                    f"{where} in {run_dir}; lower the learning rate (--lr) and resume or retrain"
-                )
+                value, lower = loss.item(), "the learning rate (--lr)"
+                raise non_finite_error("the loss", value, step + 1, run_dir, last_saved, lower)
 
             # 3. Backward, clip, step, EMA.
             optimizer.zero_grad(set_to_none=True)
@@ -477,7 +516,7 @@ def train(
     return TrainResult(run_dir, step, stopped_by, elapsed, images_per_s, last_metrics)
 
 
-class _MetricsWriter:
+class MetricsWriter:
     """Appends rows to metrics.csv; the header is fixed by the first row of the file."""
 
     def __init__(self, path: Path):
