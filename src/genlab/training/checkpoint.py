@@ -5,6 +5,10 @@ A checkpoint is a directory `RUN/state/`:
   optimizer.safetensors                optimizer tensors (moments, step counts) and RNG states
   trainer.json                         step, elapsed time, optimizer hyper-parameters
 
+A run with several optimizers (a GAN's discriminator and generator) passes them by name; their
+tensors are then keyed "<name>.state.<index>.<slot>" and their hyper-parameters stored under
+"optimizers" in trainer.json.
+
 It is written as `state.tmp/`, then swapped in by two renames; the inference weights at the top
 of the run directory are hard links to the same files. A crash at any point leaves either the old
 or the new checkpoint complete (a crash between the two renames leaves `state.old/`, which
@@ -19,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -31,13 +36,18 @@ STATE = "state"
 
 
 class Checkpoint(NamedTuple):
-    """A loaded checkpoint: weights, optimizer state dict, RNG states and trainer fields."""
+    """A loaded checkpoint: weights, optimizer state dicts, RNG states and trainer fields.
+
+    `optimizer` is the state dict of a run with one optimizer (None when it saved named ones);
+    `optimizers` maps names to state dicts for a run with several ({} otherwise).
+    """
 
     model: dict[str, torch.Tensor]
     ema: dict[str, torch.Tensor] | None
-    optimizer: dict[str, Any]
+    optimizer: dict[str, Any] | None
     rng: dict[str, torch.Tensor]
     trainer: dict[str, Any]
+    optimizers: dict[str, dict[str, Any]] = {}
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -71,10 +81,14 @@ def save_checkpoint(
     run_dir: str | os.PathLike,
     model: torch.nn.Module,
     ema: torch.nn.Module | None,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
     trainer: dict[str, Any],
 ) -> None:
-    """Write a complete checkpoint atomically (see the module docstring)."""
+    """Write a complete checkpoint atomically (see the module docstring).
+
+    Args:
+        optimizer: the run's optimizer, or several by name (names without dots).
+    """
     run_dir = Path(run_dir)
     tmp, final, old = run_dir / f"{STATE}.tmp", run_dir / STATE, run_dir / f"{STATE}.old"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -83,13 +97,22 @@ def save_checkpoint(
     save_weights(tmp / WEIGHTS, model.state_dict(), {"step": step})
     if ema is not None:
         save_weights(tmp / EMA_WEIGHTS, ema.state_dict(), {"step": step})
-    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    if isinstance(optimizer, Mapping):
+        opt_tensors, opt_meta = {}, {}
+        for name, opt in optimizer.items():
+            assert name and "." not in name, f"optimizer name {name!r} must be dot-free"
+            tensors, opt_meta[name] = _flatten_optimizer(opt.state_dict())
+            opt_tensors.update({f"{name}.{k}": v for k, v in tensors.items()})
+        opt_key = "optimizers"
+    else:
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        opt_key = "optimizer"
     rng = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
     save_weights(tmp / "optimizer.safetensors", {**opt_tensors, **rng}, {"step": step})
     with open(tmp / "trainer.json", "w") as f:
-        json.dump({**trainer, "optimizer": opt_meta}, f, indent=2)
+        json.dump({**trainer, opt_key: opt_meta}, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
     # Swap: state -> state.old, state.tmp -> state, drop state.old.
@@ -138,8 +161,15 @@ def load_checkpoint(run_dir: str | os.PathLike) -> Checkpoint:
         ) from None
     flat = load_weights(where / "optimizer.safetensors")
     rng = {k: v for k, v in flat.items() if k.startswith("rng.")}
-    opt_tensors = {k: v for k, v in flat.items() if k.startswith("state.")}
-    optimizer = _unflatten_optimizer(opt_tensors, trainer.pop("optimizer"))
+    optimizer, optimizers = None, {}
+    if "optimizers" in trainer:  # several, by name
+        for name, meta in trainer.pop("optimizers").items():
+            prefix = f"{name}.state."
+            tensors = {k[len(name) + 1 :]: v for k, v in flat.items() if k.startswith(prefix)}
+            optimizers[name] = _unflatten_optimizer(tensors, meta)
+    else:
+        opt_tensors = {k: v for k, v in flat.items() if k.startswith("state.")}
+        optimizer = _unflatten_optimizer(opt_tensors, trainer.pop("optimizer"))
     ema_path = where / EMA_WEIGHTS
     return Checkpoint(
         model=load_weights(where / WEIGHTS),
@@ -147,6 +177,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> Checkpoint:
         optimizer=optimizer,
         rng=rng,
         trainer=trainer,
+        optimizers=optimizers,
     )
 
 

@@ -102,6 +102,13 @@ def resolve_precision(precision: str, device_type: str) -> str:
     return "bf16" if precision == "bf16" else "no"
 
 
+def progress_of(config: TrainConfig, step: int, elapsed: float) -> float:
+    """How far training is through its budget: steps when it has max_steps, else wall clock."""
+    if config.max_steps is not None:
+        return step / config.max_steps
+    return elapsed / (60.0 * config.max_minutes)
+
+
 def lr_at(progress: float, config: TrainConfig, step: int) -> float:
     """Learning rate at a point of training: linear warmup, then cosine decay (pure)."""
     if step < config.warmup_steps:
@@ -382,11 +389,6 @@ def train(
     images = data.images.to(device) if device.type == "cuda" else data.images
     labels = data.labels.to(device) if device.type == "cuda" else data.labels
 
-    def progress_of(step: int, elapsed: float) -> float:
-        if tcfg.max_steps is not None:
-            return step / tcfg.max_steps
-        return elapsed / (60.0 * tcfg.max_minutes)
-
     def trainer_state(step: int, elapsed: float) -> dict[str, Any]:
         n_avg = int(ema.n_averaged.item()) if ema is not None else 0
         # The open logging window, so that a resumed run logs the same rows.
@@ -462,7 +464,7 @@ def train(
             y = labels[index].to(device, non_blocking=True)
 
             # 2. Learning rate, forward, and the non-finite guard before any update.
-            lr = lr_at(progress_of(step, elapsed), tcfg, step)
+            lr = lr_at(progress_of(tcfg, step, elapsed), tcfg, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with accelerator.autocast():

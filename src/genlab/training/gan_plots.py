@@ -1,0 +1,194 @@
+"""Pictures of a GAN run from its metrics.csv: the training curves with a guide to reading them,
+and the measured points of the generator-gradient picture (`models.gan.plot_gradient_picture`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genlab.errors import GenlabError
+from genlab.models.gan import PROBABILITY_LOSSES
+
+GUIDE = """How to read these curves
+
+Equilibrium: D(x) and D(G(z)) hover around 0.5
+(ns/minimax; about 0 for hinge), the losses stay
+flat and noisy with no trend. D cannot tell real
+from fake: necessary, not sufficient; check samples.
+
+D winning: D(x) -> 1 and D(G(z)) -> 0, loss_d -> 0.
+The minimax loss saturates: G's gradient scales
+with D(G(z)) and vanishes (grad_norm_g drops by
+decades); the ns loss keeps a gradient 1 - D(G(z)).
+
+Mode collapse: modes covered drops below the
+number of classes (red marks) although the losses
+may look healthy; the sample grids repeat a few
+shapes. Divergence: grad norms climb by decades.
+
+wgan-gp: -loss_d estimates the Wasserstein
+distance (minus the penalty); it shrinks as G
+improves. gp near 0: the critic is 1-Lipschitz."""
+
+
+def _read(csv_path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Numeric columns as float arrays (empty cells NaN), and the missing_classes column."""
+    try:
+        with open(csv_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise GenlabError(f"{csv_path}: missing; the run has not logged any step yet") from None
+    if not rows:
+        raise GenlabError(f"{csv_path} has no rows yet: train for a few logging steps first")
+
+    def number(cell: str | None) -> float:
+        try:
+            return float(cell)
+        except (TypeError, ValueError):
+            return math.nan
+
+    columns = {k: np.array([number(r.get(k)) for r in rows]) for k in rows[0] if k is not None}
+    if "step" not in columns or "loss_d" not in columns:
+        raise GenlabError(f"{csv_path}: not a GAN run's metrics (no step and loss_d columns)")
+    return columns, [r.get("missing_classes") or "" for r in rows]
+
+
+def _locate(run_or_csv: str | os.PathLike) -> tuple[Path, str | None]:
+    """The metrics.csv of a run directory (or a CSV path) and the run's GAN loss if known."""
+    from genlab.runs import read_config
+
+    path = Path(run_or_csv)
+    csv_path = path / "metrics.csv" if path.is_dir() else path
+    loss = None
+    if (csv_path.parent / "config.json").is_file():
+        loss = read_config(csv_path.parent)["model"].get("loss")
+    return csv_path, loss
+
+
+def _curve(ax, x: np.ndarray, y: np.ndarray, label: str, color: str) -> None:
+    """A curve, drawn faint with a moving average over it when it is noisy."""
+    from genlab.plots import _is_noisy, _moving_average
+
+    ok = ~np.isnan(y)
+    x, y = x[ok], y[ok]
+    if _is_noisy(y):
+        window = max(3, y.size // 25) | 1
+        ax.plot(x, y, color=color, alpha=0.25, lw=0.8)
+        ax.plot(x, _moving_average(y, window), color=color, lw=1.6, label=label)
+    else:
+        ax.plot(x, y, color=color, lw=1.4, label=label, marker="." if x.size < 30 else None)
+
+
+def plot_gan_curves(
+    run_or_csv: str | os.PathLike,
+    out_png: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Plot a GAN run: losses, D(x) and D(G(z)), gradient norms, modes covered, and a guide.
+
+    Args:
+        run_or_csv: a GAN run directory or its metrics.csv.
+        out_png: where to write the PNG (atomically).
+        metadata: PNG tEXt chunks (command, run).
+
+    Returns:
+        The path written.
+    """
+    from matplotlib.figure import Figure
+
+    from genlab.plots import save_figure
+
+    csv_path, loss = _locate(run_or_csv)
+    c, missing = _read(csv_path)
+    step = c["step"]
+    fig = Figure(figsize=(15.0, 7.0), dpi=100, layout="constrained")
+    (ax_loss, ax_d, ax_guide), (ax_grad, ax_modes, ax_extra) = fig.subplots(2, 3)
+    fig.suptitle(f"{csv_path.parent.name}: GAN training ({loss or 'loss unknown'})")
+
+    for key, label, color in (("loss_d", "loss_d", "C3"), ("loss_g", "loss_g", "C0")):
+        if key in c:
+            _curve(ax_loss, step, c[key], label, color)
+    ax_loss.set_title("losses")
+
+    probability = loss in PROBABILITY_LOSSES
+    for key, label, color in (("d_real", "D(x)", "C2"), ("d_fake", "D(G(z))", "C1")):
+        if key in c:
+            _curve(ax_d, step, c[key], label, color)
+    if probability:
+        ax_d.axhline(0.5, color="gray", ls="--", lw=1, label="equilibrium 0.5")
+        ax_d.set_ylim(-0.02, 1.02)
+        ax_d.set_title("discriminator: D(x) on real, D(G(z)) on generated")
+    else:
+        ax_d.axhline(0.0, color="gray", ls="--", lw=1)
+        ax_d.set_title("critic scores on real and generated images")
+
+    for key, label, color in (("grad_norm_d", "D", "C3"), ("grad_norm_g", "G", "C0")):
+        if key in c and np.isfinite(c[key]).any():
+            _curve(ax_grad, step, c[key], label, color)
+    ax_grad.set_yscale("log")
+    ax_grad.set_title("gradient norms (before clipping)")
+
+    if "modes_covered" in c and np.isfinite(c["modes_covered"]).any():
+        ok = np.isfinite(c["modes_covered"])
+        ax_modes.step(step[ok], c["modes_covered"][ok], where="post", color="C4", marker=".")
+        short = [i for i in np.flatnonzero(ok) if missing[i]]
+        ax_modes.scatter(step[short], c["modes_covered"][short], color="C3", zorder=3, s=30)
+        ax_modes.axhline(10, color="gray", ls="--", lw=1, label="all 10 classes")
+        if short:
+            last = short[-1]
+            ax_modes.text(
+                0.02,
+                0.04,
+                f"step {step[last]:.0f} missing: " + missing[last].replace(";", ", "),
+                transform=ax_modes.transAxes,
+                fontsize="x-small",
+                wrap=True,
+            )
+        ax_modes.set_ylim(0, 10.5)
+        ax_modes.set_title("classes covered by 500 samples (shipped classifier)")
+    else:
+        ax_modes.text(0.5, 0.5, "no mode monitor\n(Fashion-MNIST 1x28x28 only)", ha="center")
+        ax_modes.set_axis_off()
+
+    if "gp" in c and np.isfinite(c["gp"]).any():
+        _curve(ax_extra, step, c["gp"], "gradient penalty", "C5")
+        ax_extra.set_title("gradient penalty E[(||grad f|| - 1)^2]")
+    else:
+        for key, color in (("lr_d", "C3"), ("lr_g", "C0")):
+            if key in c:
+                ax_extra.plot(step, c[key], color=color, label=key)
+        ax_extra.set_title("learning rates")
+
+    for ax in (ax_loss, ax_d, ax_grad, ax_modes, ax_extra):
+        if ax.axison:
+            ax.set_xlabel("step (one G update)")
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", frameon=False, fontsize="small")
+    ax_guide.set_axis_off()
+    ax_guide.text(0.0, 1.0, GUIDE, va="top", ha="left", fontsize=9, family="monospace")
+    return save_figure(fig, out_png, metadata)
+
+
+def gradient_points(run_dir: str | os.PathLike) -> tuple[list[float], list[float]]:
+    """A run's measured (mean D(G(z)), G's gradient norm) per logged row, for the picture.
+
+    Raises:
+        GenlabError: the run's loss has no probability D(G(z)) (hinge, wgan-gp).
+    """
+    csv_path, loss = _locate(run_dir)
+    if loss not in PROBABILITY_LOSSES:
+        raise GenlabError(
+            f"{run_dir}: the gradient picture plots against D(G(z)), a probability only for "
+            f"the minimax and ns losses; this run uses {loss or 'an unknown loss'}"
+        )
+    c, _ = _read(csv_path)
+    ok = np.isfinite(c.get("d_fake_g", np.nan)) & np.isfinite(c.get("grad_norm_g", np.nan))
+    if not ok.any():
+        raise GenlabError(f"{csv_path}: no rows with d_fake_g and grad_norm_g")
+    return c["d_fake_g"][ok].tolist(), c["grad_norm_g"][ok].tolist()
