@@ -33,6 +33,8 @@ class Family(str, Enum):
     ae = "ae"
     vae = "vae"
     classifier = "classifier"
+    gan = "gan"
+    cgan = "cgan"  # a GAN conditioned on the data's classes (run family "gan")
 
 
 class Likelihood(str, Enum):
@@ -90,6 +92,84 @@ def _needs(model, *methods: str) -> None:
         )
 
 
+def _decoder_only(model) -> bool:
+    """A model that decodes latents but cannot encode images (a GAN); else it needs both."""
+    _needs(model, "decode")
+    return not hasattr(model, "encode")
+
+
+def _random_classes(model, n: int, g):
+    """(n,) random class ids for a conditional model, None for an unconditional one."""
+    import torch
+
+    from genlab.latent import is_conditional
+
+    if not is_conditional(model):
+        return None
+    return torch.randint(model.config.num_classes, (n,), generator=g)
+
+
+def _prior_paths(model, pairs: int, steps: int, method: str, seed: int):
+    """(pairs, steps, C, H, W): decoded slerp/lerp paths between pairs of z ~ N(0, I)."""
+    import torch
+
+    from genlab.latent import decode_batched, lerp, slerp
+
+    if steps < 2 or pairs < 1:
+        raise GenlabError(f"interpolate needs --steps >= 2 and --pairs >= 1, got {steps}, {pairs}")
+    g = torch.Generator().manual_seed(seed)
+    d = model.config.latent_dim
+    z0, z1 = torch.randn(pairs, d, generator=g), torch.randn(pairs, d, generator=g)
+    path = (slerp if method == "slerp" else lerp)(z0, z1, torch.linspace(0, 1, steps))
+    y = _random_classes(model, pairs, g)  # one class per row for a conditional GAN
+    y = None if y is None else y.repeat_interleave(steps)
+    x = decode_batched(model, path.reshape(pairs * steps, d), y)
+    return x.reshape(pairs, steps, *x.shape[1:])
+
+
+def _sampled_arithmetic(run: Path, model, from_: str, to: str, n: int, seed: int):
+    """(rows, S, C, H, W): latent arithmetic for a decoder-only model on Fashion-MNIST.
+
+    2000 latents z ~ N(0, I) are decoded and labelled by the shipped classifier; v = mean z of
+    TO minus mean z of FROM; each row decodes z + s v for a FROM latent (s = 0: G(z) itself).
+    """
+    import torch
+
+    from genlab.data.fashion_mnist import CLASS_NAMES
+    from genlab.evaluation import load_feature_network
+    from genlab.latent import (
+        STRENGTHS,
+        attribute_vector_from_latents,
+        class_index,
+        decode_batched,
+        is_conditional,
+    )
+    from genlab.runs import read_config
+
+    if is_conditional(model):
+        raise GenlabError(
+            f"{run}: a conditional GAN takes the class as an input, so z has no class means to "
+            f"subtract; draw each class with `genlab sample {run} --class NAME`"
+        )
+    names, cfg = tuple(read_config(run).get("class_names", ())), model.config
+    if names != CLASS_NAMES or (cfg.channels, cfg.image_size) != (1, 28):
+        raise GenlabError(
+            f"{run}: arithmetic needs class means of latents: a model with an encoder (ae, vae), "
+            "or a GAN on Fashion-MNIST, whose samples the shipped classifier can label"
+        )
+    i_from, i_to = class_index(names, from_), class_index(names, to)
+    z = torch.randn(2000, cfg.latent_dim, generator=torch.Generator().manual_seed(seed))
+    label = load_feature_network().embed(decode_batched(model, z)).logits.argmax(1)  # (2000,)
+    for name, i in ((from_, i_from), (to, i_to)):
+        if not (label == i).any():
+            raise GenlabError(f"none of 2000 samples is a {name}: the generator lacks that class")
+    v = attribute_vector_from_latents(z[label == i_to], z[label == i_from])  # (D,)
+    s = torch.tensor(STRENGTHS)  # (S,)
+    rows = z[label == i_from][:n, None, :] + s[None, :, None] * v  # (rows, S, D)
+    x = decode_batched(model, rows.flatten(0, 1))
+    return x.reshape(rows.shape[0], len(s), *x.shape[1:])
+
+
 def _latent_model_and_data(run: Path):
     """A run's model (which must have encode and decode) and its test split."""
     model = _load(run)
@@ -127,6 +207,21 @@ def train(
         Likelihood.bernoulli
     ),
     conditional: Annotated[bool, typer.Option(help="Conditional VAE: P(x | class).")] = False,
+    loss: Annotated[
+        str | None, typer.Option(help="GAN loss: minimax, ns (default), hinge or wgan-gp.")
+    ] = None,
+    n_critic: Annotated[
+        int | None, typer.Option(help="GAN: D updates per G update (1; 5 for wgan-gp).")
+    ] = None,
+    lr_d: Annotated[
+        float | None, typer.Option(help="GAN: D learning rate (2e-4; 1e-4 for wgan-gp).")
+    ] = None,
+    lr_g: Annotated[
+        float | None, typer.Option(help="GAN: G learning rate (2e-4; 1e-4 for wgan-gp).")
+    ] = None,
+    spectral_norm: Annotated[
+        bool, typer.Option(help="GAN: spectral normalisation of D's layers.")
+    ] = False,
     size: Annotated[int, typer.Option(help="Image size for folder data.")] = 32,
     channels: Annotated[int, typer.Option(help="1 (grayscale) or 3 (RGB) for folders.")] = 1,
     limit: Annotated[int | None, typer.Option(help="Use only the first N images.")] = None,
@@ -163,6 +258,11 @@ def train(
             beta=beta,
             likelihood=likelihood,
             conditional=conditional,
+            loss=loss,
+            n_critic=n_critic,
+            lr_d=lr_d,
+            lr_g=lr_g,
+            spectral_norm=spectral_norm,
             size=size,
             channels=channels,
             limit=limit,
@@ -177,7 +277,9 @@ def train(
     _echo(
         f"{result.run_dir}: step {result.step} ({result.stopped_by}), "
         f"{result.elapsed_s:.0f} s, {result.images_per_s:.0f} images/s, "
-        + ", ".join(f"{k} {v:.4g}" for k, v in result.last_metrics.items() if k != "grad_norm")
+        + ", ".join(
+            f"{k} {v:.4g}" for k, v in result.last_metrics.items() if not k.startswith("grad_norm")
+        )
     )
     if result.stopped_by == "interrupt":
         _echo(
@@ -202,6 +304,11 @@ def _create(
     beta: float = 1.0,
     likelihood: Likelihood = Likelihood.bernoulli,
     conditional: bool = False,
+    loss: str | None = None,
+    n_critic: int | None = None,
+    lr_d: float | None = None,
+    lr_g: float | None = None,
+    spectral_norm: bool = False,
     size: int = 32,
     channels: int = 1,
     limit: int | None = None,
@@ -230,7 +337,9 @@ def _create(
         steps = int(epochs * (len(train_data) // batch_size))
         max_steps = min(max_steps, steps) if max_steps is not None else max(steps, 1)
 
-    config_cls, _ = FAMILIES[family.value]
+    gan = family in (Family.gan, Family.cgan)
+    name = "gan" if gan else family.value
+    config_cls, _ = FAMILIES[name]
     c, h, _ = train_data.shape
     fields = {f.name for f in dataclasses.fields(config_cls)}
     overrides = {"channels": c, "image_size": h}
@@ -246,6 +355,19 @@ def _create(
         if len(train_data.class_names) < 2:
             raise GenlabError("a classifier needs labelled data: an image folder of class folders")
         overrides["num_classes"] = len(train_data.class_names)
+    if gan:
+        from genlab.training.gan import gan_options
+
+        overrides.update(gan_options(loss, n_critic, lr_d, lr_g, spectral_norm))
+        if family == Family.cgan:
+            if not train_data.class_names:
+                raise GenlabError(
+                    f"cgan needs labelled data and {data} has none: put the images in class "
+                    "sub-folders, or train an unconditional `gan`"
+                )
+            overrides["num_classes"] = len(train_data.class_names)
+    elif loss is not None or n_critic is not None or lr_d is not None or lr_g is not None:
+        raise GenlabError("--loss, --n-critic, --lr-d and --lr-g are options of gan and cgan")
     model_config = config_cls(**{k: v for k, v in overrides.items() if k in fields})
     tcfg = TrainConfig(
         batch_size=batch_size,
@@ -258,9 +380,13 @@ def _create(
         checkpoint_every=checkpoint_every,
         seed=seed,
     )
+    if gan:
+        from genlab.training.gan import GAN_TRAIN
+
+        tcfg = dataclasses.replace(tcfg, **GAN_TRAIN)
     return create_run(
         out,
-        family.value,
+        name,
         model_config,
         tcfg,
         spec,
@@ -291,7 +417,7 @@ def sample(
     if class_ is not None:
         if not getattr(model.config, "num_classes", 0):
             raise GenlabError(
-                f"{run}: --class needs a conditional model (train with --conditional)"
+                f"{run}: --class needs a conditional model (train with --conditional, or cgan)"
             )
         from genlab.runs import read_config
 
@@ -339,16 +465,23 @@ def interpolate(
     method: Method = Method.slerp,
     seed: SeedOpt = 0,
 ) -> None:
-    """Decode paths between the latents of random pairs of test images (one row each)."""
+    """Decode paths between the latents of random pairs of test images (one row each).
+
+    For a GAN (no encoder) the paths join random latents z ~ N(0, I).
+    """
     import torch
 
     from genlab.images import make_grid, save_png
     from genlab.latent import interpolate as interp
 
-    model, data = _latent_model_and_data(run)
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[: 2 * pairs]
-    a, b = data.batch(idx[:pairs]), data.batch(idx[pairs:])
-    path = interp(model, a.x, b.x, steps=steps, method=method.value, y0=a.y, y1=b.y)
+    model = _load(run)
+    if _decoder_only(model):  # a GAN: paths between latents drawn from the prior
+        path = _prior_paths(model, pairs, steps, method.value, seed)
+    else:
+        data = _test_data(run)
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        a, b = data.batch(idx[:pairs]), data.batch(idx[pairs : 2 * pairs])
+        path = interp(model, a.x, b.x, steps=steps, method=method.value, y0=a.y, y1=b.y)
     save_png(out, make_grid(path.flatten(0, 1), nrow=steps), _meta(run, seed))
     _echo(f"wrote {out}")
 
@@ -402,13 +535,26 @@ def arithmetic(
     n: Annotated[int, typer.Option(help="Rows (source images).")] = 6,
     seed: SeedOpt = 0,
 ) -> None:
-    """Latent vector arithmetic: add (mean z of TO - mean z of FROM) with growing strength."""
+    """Latent vector arithmetic: add (mean z of TO - mean z of FROM) with growing strength.
+
+    For an unconditional GAN on Fashion-MNIST the class means are over latents whose samples the
+    shipped classifier labels FROM or TO (Radford et al. 2016, section 6.3).
+    """
     import torch
 
     from genlab.images import make_grid, save_png
     from genlab.latent import class_arithmetic
 
-    model, data = _latent_model_and_data(run)
+    model = _load(run)
+    if _decoder_only(model):
+        rows = _sampled_arithmetic(run, model, from_, to, n, seed)
+        save_png(out, make_grid(rows.flatten(0, 1), nrow=rows.shape[1]), _meta(run, seed))
+        _echo(
+            f"wrote {out}: each row moves a generated {from_} towards {to} along the "
+            "difference of class means of z (classes from the shipped classifier)"
+        )
+        return
+    data = _test_data(run)
     rows = class_arithmetic(
         model, data, from_, to, n=n, generator=torch.Generator().manual_seed(seed)
     )
@@ -456,13 +602,26 @@ def walk(
     steps: int = 9,
     seed: SeedOpt = 0,
 ) -> None:
-    """Walk along single latent dimensions around a test image's latent (one row each)."""
+    """Walk along single latent dimensions around a test image's latent (one row each).
+
+    For a GAN (no encoder) the walk starts from a random z ~ N(0, I).
+    """
     import torch
 
     from genlab.images import make_grid, save_png
     from genlab.latent import latent_walk
 
-    model, data = _latent_model_and_data(run)
+    model = _load(run)
+    if _decoder_only(model):  # a GAN: around z ~ N(0, I), in units of the prior's spread (1)
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(model.config.latent_dim, generator=g)
+        y = _random_classes(model, 1, g)
+        y = None if y is None else int(y)
+        grid = latent_walk(model, z, list(range(min(dims, z.shape[0]))), steps=steps, y=y)
+        save_png(out, make_grid(grid.flatten(0, 1), nrow=steps), _meta(run, seed))
+        _echo(f"wrote {out}")
+        return
+    data = _test_data(run)
     i = int(torch.randint(len(data), (1,), generator=torch.Generator().manual_seed(seed)))
     b = data.batch(torch.tensor([i]))
     from genlab.latent import embed as embed_images
@@ -528,14 +687,74 @@ def nll(
 
 @app.command()
 def plot(run: RunArg, out: OutOpt = Path("loss.png")) -> None:
-    """Loss curves of a run from its metrics.csv."""
+    """Loss curves of a run from its metrics.csv (for a GAN: D and G, with a reading guide)."""
     from genlab.plots import plot_metrics
+    from genlab.runs import read_config
 
     csv_path = run / "metrics.csv"
     if not csv_path.is_file():
         raise GenlabError(f"{csv_path}: missing; the run has not logged any step yet")
-    plot_metrics(csv_path, out, metadata=_meta(run, None))
+    if read_config(run)["family"] == "gan":
+        from genlab.training.gan_plots import plot_gan_curves
+
+        plot_gan_curves(run, out, metadata=_meta(run, None))
+    else:
+        plot_metrics(csv_path, out, metadata=_meta(run, None))
     _echo(f"wrote {out}")
+
+
+@app.command("gan-gradients")
+def gan_gradients(
+    runs: Annotated[list[Path], typer.Argument(help="GAN runs (minimax or ns loss).")],
+    out: OutOpt = Path("gan_gradients.png"),
+) -> None:
+    """Why the minimax loss saturates: G's gradient against D(G(z)), with measured points.
+
+    The curves are |d loss_G / d logit| for the minimax and non-saturating losses; each run adds
+    one point per metrics.csv row: mean D(G(z)) and G's gradient norm at its updates.
+    """
+    from genlab.models.gan import plot_gradient_picture
+    from genlab.runs import read_config
+    from genlab.training.gan_plots import gradient_points
+
+    measured = {}
+    for run in runs:
+        config = read_config(run)
+        if config["family"] != "gan":
+            raise GenlabError(f"{run}: a {config['family']} run; gan-gradients needs GAN runs")
+        measured[f"{run.name} ({config['model']['loss']})"] = gradient_points(run)
+    plot_gradient_picture(out, measured, metadata=_meta(runs[0], None))
+    _echo(f"wrote {out}: {sum(len(d) for d, _ in measured.values())} measured points")
+
+
+@app.command("toy-gan")
+def toy_gan(
+    data: Annotated[str, typer.Option(help="ring (8 modes) or grid (25 modes).")] = "ring",
+    loss: Annotated[str, typer.Option(help="minimax, ns, hinge or wgan-gp.")] = "ns",
+    steps: Annotated[int, typer.Option(help="Generator steps.")] = 2000,
+    n_critic: Annotated[int, typer.Option(help="D steps per G step.")] = 1,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of both players.")] = 1e-3,
+    frames: Annotated[int, typer.Option(help="Snapshots in the GIF (about).")] = 20,
+    seed: SeedOpt = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The GIF to write.")] = Path(
+        "toy_gan.gif"
+    ),
+) -> None:
+    """Mode collapse made visible: a small GAN on a 2-D mixture of Gaussians, as a GIF."""
+    from genlab.toy2d import animate, train_toy
+
+    if frames < 1:
+        raise GenlabError(f"--frames must be >= 1, got {frames}")
+    result = train_toy(
+        data, loss, steps=steps, seed=seed, n_critic=n_critic, lr=lr,
+        snapshot_every=max(1, steps // frames),
+    )  # fmt: skip
+    animate(result, out)
+    cov, k = result.coverage[-1], len(result.centres)
+    _echo(
+        f"wrote {out} ({len(result.snapshots)} frames): after {steps} steps the {loss} GAN "
+        f"covers {cov.modes_covered}/{k} modes, {cov.high_quality:.0%} of samples within 3 std"
+    )
 
 
 @app.command()

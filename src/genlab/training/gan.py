@@ -78,6 +78,32 @@ LOSS_DEFAULTS: dict[str, dict[str, Any]] = {
 """GANConfig values a loss is usually trained with (Gulrajani et al. 2017, Algorithm 1);
 the CLI applies them unless the user gives the option."""
 
+
+def gan_options(
+    loss: str | None = None,
+    n_critic: int | None = None,
+    lr_d: float | None = None,
+    lr_g: float | None = None,
+    spectral_norm: bool = False,
+) -> dict[str, Any]:
+    """GANConfig values for the CLI's options: given ones win, then the loss' `LOSS_DEFAULTS`.
+
+    Raises:
+        GenlabError: an unknown loss or a non-positive n_critic or learning rate.
+    """
+    from genlab.models.gan import LOSSES
+
+    loss = loss or "ns"
+    if loss not in LOSSES:
+        raise GenlabError(f"--loss {loss}: unknown; use one of {', '.join(LOSSES)}")
+    given = {"n_critic": n_critic, "lr_d": lr_d, "lr_g": lr_g}
+    for name, value in given.items():
+        if value is not None and value <= 0:
+            raise GenlabError(f"--{name.replace('_', '-')} must be positive, got {value}")
+    options = {"loss": loss, "spectral_norm": spectral_norm, **LOSS_DEFAULTS.get(loss, {})}
+    return {**options, **{k: v for k, v in given.items() if v is not None}}
+
+
 MONITOR_N = 500  # samples the collapse monitor classifies: 50 a class, ~2% standard error
 
 
@@ -101,7 +127,8 @@ class CollapseMonitor:
         # which takes seconds.
         from genlab.evaluation.metrics import class_histogram, mode_coverage
 
-        self.net = load_feature_network(device=str(device))
+        with torch.random.fork_rng(devices=[]):  # building it must not move the global RNG
+            self.net = load_feature_network(device=str(device))
         self.device, self.seed, self.n = device, seed, n
         self._histogram, self._coverage = class_histogram, mode_coverage
 
