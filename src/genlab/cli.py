@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from genlab.errors import GenlabError
+from genlab.sd.cli import sd_app
 
 app = typer.Typer(
     name="genlab",
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Get and inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(sd_app, name="sd")
 
 
 class Family(str, Enum):
