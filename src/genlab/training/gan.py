@@ -104,7 +104,7 @@ def gan_options(
     return {**options, **{k: v for k, v in given.items() if v is not None}}
 
 
-MONITOR_N = 500  # samples the collapse monitor classifies: 50 a class, ~2% standard error
+MONITOR_N = 500  # 50 a class: a share of 10% +- 1.3% (std), far above the 2% of a missing one
 
 
 class ModeCollapseWarning(UserWarning):
