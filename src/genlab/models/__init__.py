@@ -11,10 +11,12 @@ latent tools serve them all:
 
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from genlab.models.classifier import Classifier, ClassifierConfig
+from genlab.models.gan import GAN, GANConfig
 from genlab.models.vae import VAE, VAEConfig
 
 FAMILIES = {
     "ae": (AutoencoderConfig, Autoencoder),
     "vae": (VAEConfig, VAE),
     "classifier": (ClassifierConfig, Classifier),
+    "gan": (GANConfig, GAN),
 }
