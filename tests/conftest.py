@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import write_fashion_mnist
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` on 2 cores: one torch thread per worker. Two workers of two OpenMP threads
+    # each oversubscribe the cores, and spinning threads then make small matmuls 10-100x slower.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

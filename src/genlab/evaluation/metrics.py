@@ -18,8 +18,6 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import poly_mmd
 
 # Rows of the query set per distance block: a (1024, 60000) float32 block is 245 MB.
 _CHUNK = 1024
@@ -86,6 +84,8 @@ def frechet_distance(feat_a: Tensor, feat_b: Tensor) -> float:
     _check_pair(feat_a, feat_b, "frechet_distance")
     if len(feat_a) < 2 or len(feat_b) < 2:
         raise ValueError("frechet_distance: each set needs at least 2 samples")
+    from torchmetrics.image.fid import FrechetInceptionDistance  # slow to import: only here
+
     fid = FrechetInceptionDistance(feature=_Identity(feat_a.shape[1]))
     fid.update(feat_a.detach().cpu().double(), real=True)
     fid.update(feat_b.detach().cpu().double(), real=False)
@@ -135,6 +135,8 @@ def kernel_inception_distance(
     Returns:
         (mean, std) of the estimate over subsets; the mean can be slightly negative.
     """
+    from torchmetrics.image.kid import poly_mmd  # slow to import: only here
+
     _check_pair(feat_a, feat_b, "kernel_inception_distance")
     if not 2 <= subset_size <= min(len(feat_a), len(feat_b)):
         raise ValueError(
