@@ -16,7 +16,7 @@ from genlab.models.classifier import (
     random_shift_flip,
 )
 
-TINY = ClassifierConfig(widths=(8, 16), feature_dim=12, dropout=0.0)
+TINY = ClassifierConfig(widths=(8, 16), depths=(1, 2), feature_dim=12, dropout=0.0)
 
 
 def make(config: ClassifierConfig = TINY, seed: int = 0) -> Classifier:
@@ -48,6 +48,8 @@ def test_default_config_builds_and_rejects_bad_configs():
         Classifier(dataclasses.replace(TINY, num_classes=1))
     with pytest.raises(GenlabError):
         Classifier(dataclasses.replace(TINY, image_size=2, widths=(4, 4)))
+    with pytest.raises(GenlabError, match="depths"):
+        Classifier(dataclasses.replace(TINY, depths=(1, 1, 1)))  # 3 counts for 2 stages
 
 
 def test_loss_falls_overfitting_one_batch():
