@@ -209,10 +209,12 @@ def train_toy(
         n_samples: points per snapshot, all from one fixed noise batch.
         std: the modes' standard deviation; None takes the data's default (DEFAULT_STD).
         collapse: zero the generator's input noise (a deliberately collapsed generator).
-        latent_dim, hidden: size of z and of the three hidden layers of both MLPs.
+        latent_dim, hidden: size of z and of the three hidden layers of both MLPs. z is 2-D like
+            the data: with 16 dimensions the ring took far longer (1500 steps, std 0.05, seeds
+            0-2: 6, 1 and 1 modes covered against 7, 5 and 8 with 2).
         n_critic: discriminator steps per generator step.
-        gp_weight: gradient-penalty weight for "wgan-gp" (points span a few units, so a small
-            weight is enough here).
+        gp_weight: gradient-penalty weight for "wgan-gp". 0.1, not the images' 10: on the ring
+            (std 0.1, 400 steps, n_critic 5, seed 0) 0.1 covered 8 of 8 modes and 10 none.
         betas: Adam's betas for both players. beta2 = 0.9 (as in Gulrajani et al. 2017) adapts
             faster than 0.999: with it 400 steps covered 6-8 of 8 modes (std 0.1, seeds 0-7),
             with (0.5, 0.999) and lr 5e-3 0-8.
@@ -301,15 +303,16 @@ def animate(result: ToyResult, path_gif: str | os.PathLike, duration_ms: int = 2
         fig = Figure(figsize=(4.0, 4.0), dpi=80, layout="constrained")
         ax = fig.subplots()
         pts = samples.numpy()
-        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color="C0", linewidths=0)
-        ax.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="C3")
+        # open circles under the samples, so points that sit on a mode stay visible
+        ax.scatter(centres[:, 0], centres[:, 1], s=80, facecolors="none", edgecolors="C3")
+        ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6, color="C0", linewidths=0)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(
-            f"{result.loss} step {step}: {cov.modes_covered}/{k} modes, "
+            f"{result.data}, {result.loss}, step {step}: {cov.modes_covered}/{k} modes, "
             f"{cov.high_quality:.0%} high quality",
             fontsize="small",
         )

@@ -183,7 +183,7 @@ def plot_gradient_picture(
             ax2.scatter(d_fake, grad, s=12, marker="ox^s"[i % 4], color=f"C{i + 2}", label=label)
         more_handles, more_labels = ax2.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, loc="upper center", frameon=False, fontsize="small")
+    ax.legend(handles, labels, loc="lower center", frameon=False, fontsize="small", scatterpoints=1)
     return save_figure(fig, path, metadata)
 
 
