@@ -29,7 +29,7 @@ from genlab.models.gan import (
     gradient_penalty,
     plot_gradient_picture,
 )
-from genlab.runs import build_model
+from genlab.runs import build_model, load_weights, save_weights
 
 TINY = GANConfig(latent_dim=8, g_widths=(8, 16), d_widths=(8, 16))
 REAL = torch.tensor([0.5, 2.0, -1.0])
@@ -268,6 +268,20 @@ def test_registered_family_builds_from_a_json_config():
     model = build_model({"family": "gan", "model": as_json})
     assert isinstance(model, GAN) and model.config == TINY
     assert model.latent_dim == 8
+
+
+def test_weights_round_trip_through_safetensors(tmp_path):
+    config = dataclasses.replace(TINY, num_classes=3, spectral_norm=True)
+    model = make(config)
+    model.d_loss(torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 0]), torch.randn(4, 8))
+    save_weights(tmp_path / "w.safetensors", model.state_dict())
+    loaded = make(config, seed=1)
+    loaded.load_state_dict(load_weights(tmp_path / "w.safetensors"))
+    model.eval()
+    loaded.eval()
+    z, y, x = torch.randn(3, 8), torch.tensor([2, 0, 1]), torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(loaded.decode(z, y), model.decode(z, y))
+    torch.testing.assert_close(loaded.discriminator(x, y), model.discriminator(x, y))
 
 
 def test_discriminator_steps_decrease_its_loss():
