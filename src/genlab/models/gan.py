@@ -245,10 +245,12 @@ class Generator(nn.Module):
 
     A linear layer projects z to the bottom map (7x7 for 28, 4x4 for 32 and 64), then each
     stride-2 4x4 transposed conv doubles the side, with BatchNorm and ReLU after every layer but
-    the last, as in DCGAN. A sigmoid ends it (DCGAN's tanh rescaled: sigmoid(a) =
-    (tanh(a / 2) + 1) / 2) because genlab's images live in [0, 1]. A conditional generator
-    concatenates a learned label embedding of size latent_dim to z (initialised N(0, 1), on
-    the scale of z).
+    the last, as in DCGAN. Transposed convs rather than upsample + conv because on the 2-core
+    CPU the output layer's forward + backward took 14 ms against 69 ms (channels_last, batch
+    64), at the risk of checkerboard artefacts (Odena et al. 2016). A sigmoid ends it (DCGAN's
+    tanh rescaled: sigmoid(a) = (tanh(a / 2) + 1) / 2) because genlab's images live in [0, 1].
+    A conditional generator concatenates a learned label embedding of size latent_dim to z
+    (initialised N(0, 1), on the scale of z).
     """
 
     def __init__(self, config: GANConfig):
