@@ -90,7 +90,7 @@ def _needs(model, *methods: str) -> None:
     if missing:
         raise GenlabError(
             f"this run's model ({type(model).__name__}) has no {', '.join(missing)}: "
-            "the command needs a model with a latent space (ae, vae)"
+            f"the command needs {' and '.join(methods)} (ae, vae; a GAN generator only decodes)"
         )
 
 
