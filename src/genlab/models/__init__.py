@@ -11,6 +11,7 @@ latent tools serve them all:
 
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from genlab.models.classifier import Classifier, ClassifierConfig
+from genlab.models.cyclegan import CycleGAN, CycleGANConfig
 from genlab.models.gan import GAN, GANConfig
 from genlab.models.vae import VAE, VAEConfig
 
@@ -19,4 +20,5 @@ FAMILIES = {
     "vae": (VAEConfig, VAE),
     "classifier": (ClassifierConfig, Classifier),
     "gan": (GANConfig, GAN),
+    "cyclegan": (CycleGANConfig, CycleGAN),
 }
