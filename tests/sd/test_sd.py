@@ -132,6 +132,18 @@ def test_single_file_gives_the_same_pictures_as_the_folder(sd_folder, sd_single_
     assert main(["sd", "replay", str(tmp_path / "single.png"), "--no-progress"]) == 0
 
 
+def test_published_text_encoder_layout_loads_every_weight(sd, sd_folder):
+    # The fixture stores the text encoder as SD 1.x folders do (transformers 4 names); the pinned
+    # transformers must map every tensor onto its flat CLIPTextModel.
+    from safetensors.torch import load_file
+
+    on_disk = load_file(sd_folder / "text_encoder" / "model.safetensors")
+    assert all(k.startswith("text_model.") for k in on_disk)
+    loaded = sd.pipe.text_encoder.state_dict()
+    for name, tensor in loaded.items():
+        assert torch.equal(tensor, on_disk["text_model." + name.removeprefix("text_model.")])
+
+
 def test_pickled_checkpoint_loads_only_when_allowed(sd_single_file, tmp_path, capsys):
     from safetensors.torch import load_file
 
@@ -194,9 +206,11 @@ def test_ctrl_c_stops_at_a_step_boundary(sd, sd_folder, tmp_path, monkeypatch, c
     assert not out.exists()
 
 
-def test_sizes_and_memory_are_checked(sd, sd_folder, monkeypatch, capsys):
+def test_sizes_and_memory_are_checked(sd, sd_folder, photo, monkeypatch, capsys):
     with pytest.raises(GenlabError, match="multiples of 2"):
         sd.txt2img("x", width=15)
+    with pytest.raises(GenlabError, match="leaves no denoising step"):
+        sd.img2img("x", photo, strength=0.2, steps=3)
     monkeypatch.setattr("genlab.sd.pipeline.available_memory", lambda device: 10_000)
     with pytest.raises(GenlabError, match="working memory"):
         sd.txt2img("x", steps=1)

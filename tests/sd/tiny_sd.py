@@ -97,7 +97,24 @@ def build_folder(path: Path, in_channels: int = 4) -> Path:
         requires_safety_checker=False,
     )  # fmt: skip
     pipe.save_pretrained(path, safe_serialization=True)
+    published_text_encoder_layout(path / "text_encoder" / "model.safetensors")
     return path
+
+
+def published_text_encoder_layout(weights: Path) -> None:
+    """Rewrite CLIP text-encoder weights the way published SD folders hold them.
+
+    transformers >= 5.6 saves CLIPTextModel flat (`embeddings.*`); the SD 1.x folders people
+    have were written by transformers 4 (`text_model.embeddings.*`, plus the position_ids
+    buffer), and loading them must not leave any weight at its random initialisation.
+    """
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(weights)
+    old = {k if k.startswith("text_model.") else "text_model." + k: v for k, v in tensors.items()}
+    n = old["text_model.embeddings.position_embedding.weight"].shape[0]
+    old["text_model.embeddings.position_ids"] = torch.arange(n)[None]
+    save_file(old, weights)
 
 
 # ----------------------------------------------------------------------------- LDM layout

@@ -103,9 +103,12 @@ def read_safetensors_header(path: Path) -> dict[str, dict]:
 
 
 def _count(tables: list[dict[str, dict]]) -> tuple[int, tuple[str, ...]]:
+    """Floating-point weights and their dtypes (integer buffers such as position_ids skipped)."""
     params, dtypes = 0, set()
     for table in tables:
         for info in table.values():
+            if not str(info.get("dtype", "")).startswith(("F", "BF")):
+                continue
             n = 1
             for d in info.get("shape", []):
                 n *= int(d)

@@ -227,6 +227,11 @@ class StableDiffusion:
                 raise GenlabError(f"{r.mode} needs an input image (--image FILE)")
             if not 0.0 < r.strength <= 1.0:
                 raise GenlabError(f"--strength {r.strength}: give a value in (0, 1]")
+            if int(r.steps * r.strength) < 1:
+                raise GenlabError(
+                    f"--strength {r.strength} of --steps {r.steps} leaves no denoising step; "
+                    "raise either"
+                )
         if r.mode == "inpaint" and not r.mask:
             raise GenlabError("inpaint needs a mask (--mask FILE, white where to paint)")
         width, height = r.width, r.height
@@ -321,10 +326,10 @@ class StableDiffusion:
         return Picture(image, r, nsfw, time.perf_counter() - t0)
 
     def steps_to_run(self, request: Request) -> int:
-        """Denoising steps a request runs: all of them, or strength x steps for img2img."""
+        """Denoising steps a request runs: all of them, or strength x steps from an image."""
         if request.mode == "txt2img":
             return request.steps
-        return max(1, min(int(request.steps * request.strength), request.steps))
+        return min(int(request.steps * request.strength), request.steps)
 
     # ------------------------------------------------------------------------- provenance
 
@@ -359,7 +364,9 @@ class StableDiffusion:
 
     # ------------------------------------------------------------------------- timing
 
-    def time_step(self, width: int, height: int, precision: str | None = None, repeats: int = 1):
+    def time_step(
+        self, width: int, height: int, precision: str | None = None, repeats: int = 1
+    ) -> StepTiming:
         """Seconds per denoising step at a size: one UNet call on a batch of 2 (guidance).
 
         One warm-up call, then the mean of `repeats` timed calls. `precision` "bf16" on fp32
