@@ -51,6 +51,8 @@ class DataSpec:
         size: image side in pixels for folders (resized and centre-cropped); None keeps 28.
         channels: 1 (grayscale) or 3 (RGB) for folders.
         limit: use only the first `limit` training images (tiny runs and tests); None = all.
+        classes: keep only the images of these classes (names, case-insensitive), in both
+            splits and before `limit`; None = all. A CycleGAN domain is a spec with one class.
     """
 
     name: str = "fashion-mnist"
@@ -58,6 +60,12 @@ class DataSpec:
     size: int | None = None
     channels: int = 1
     limit: int | None = None
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.classes, str | list):  # a JSON list, or one name given bare
+            names = (self.classes,) if isinstance(self.classes, str) else tuple(self.classes)
+            object.__setattr__(self, "classes", names)
 
 
 def load_data(spec: DataSpec, split: str = "train") -> ImageData:
@@ -74,6 +82,39 @@ def load_data(spec: DataSpec, split: str = "train") -> ImageData:
         from genlab.errors import GenlabError
 
         raise GenlabError(f"unknown data set {spec.name!r}: use 'fashion-mnist' or a folder path")
+    if spec.classes is not None:
+        data = select_classes(data, spec.classes)
     if spec.limit is not None and split == "train":
         data = ImageData(data.images[: spec.limit], data.labels[: spec.limit], data.class_names)
     return data
+
+
+def _normalise(name: str) -> str:
+    return " ".join(name.replace("-", " ").replace("_", " ").lower().split())
+
+
+def select_classes(data: ImageData, classes: tuple[str, ...]) -> ImageData:
+    """The images of `data` whose class is one of `classes` (names as in `data.class_names`,
+    case-insensitive, "ankle-boot" matching "Ankle boot"); labels and class names are kept.
+
+    Raises:
+        GenlabError: the data has no classes, or a name is not one of them.
+    """
+    import torch
+
+    from genlab.errors import GenlabError
+
+    known = {_normalise(c): i for i, c in enumerate(data.class_names)}
+    ids = []
+    for name in classes:
+        if _normalise(name) not in known:
+            valid = ", ".join(repr(c) for c in data.class_names)
+            if not valid:
+                raise GenlabError(
+                    f"class {name!r} asked for, but the data has no classes: put the images in "
+                    "class sub-folders"
+                )
+            raise GenlabError(f"unknown class {name!r}: use one of {valid}")
+        ids.append(known[_normalise(name)])
+    keep = torch.isin(data.labels, torch.tensor(ids))
+    return ImageData(data.images[keep], data.labels[keep], data.class_names)

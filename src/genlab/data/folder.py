@@ -258,3 +258,44 @@ def _warn_skipped(root: Path, total: int, skipped: np.ndarray, too_large: np.nda
             f"decompression bombs (e.g. {too_large[0]})"
         )
     warnings.warn(f"skipped {n} of {total} files in {root}: {'; '.join(reasons)}", stacklevel=3)
+
+
+def read_images(
+    path: str | os.PathLike, size: int, channels: int
+) -> tuple[list[str], torch.Tensor]:
+    """Every image of a folder (recursively, sorted), decoded as training decodes folders.
+
+    Not a data set: no splits, no classes and no cache; for commands that process a user's
+    images one by one (`genlab translate`).
+
+    Args:
+        path: the folder.
+        size: output side in pixels (short side resized, centre-cropped).
+        channels: 1 (grayscale) or 3 (RGB).
+
+    Returns:
+        The files' paths relative to `path` and their images (N, channels, size, size) uint8.
+
+    Warns:
+        UserWarning: once, counting undecodable or too large files (skipped).
+
+    Raises:
+        GenlabError: no such folder, or no decodable image in it.
+    """
+    root = Path(path).expanduser().resolve()
+    if not root.is_dir():
+        raise GenlabError(f"{root}: no such folder; pass a folder of PNG or JPEG images")
+    files = _list_images(root)
+    results = [_try_decode(f, size, channels) for f in files]
+    relpaths = [f.relative_to(root).as_posix() for f in files]
+    ok = [i for i, r in enumerate(results) if isinstance(r, np.ndarray)]
+    failed = [(relpaths[i], r) for i, r in enumerate(results) if isinstance(r, str)]
+    skipped = np.array([p for p, why in failed if why == "broken"], dtype=str)
+    too_large = np.array([p for p, why in failed if why == "too large"], dtype=str)
+    _warn_skipped(root, len(files), skipped, too_large)
+    if not ok:
+        raise GenlabError(
+            f"{root}: no readable images (looked recursively for {', '.join(EXTENSIONS)} files)"
+        )
+    images = torch.from_numpy(np.stack([results[i] for i in ok]))  # (N, C, size, size)
+    return [relpaths[i] for i in ok], images

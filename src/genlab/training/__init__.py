@@ -7,11 +7,12 @@ from pathlib import Path
 
 from genlab.data import ImageData
 from genlab.runs import read_config
+from genlab.training.cyclegan import train_cyclegan
 from genlab.training.gan import train_gan
 from genlab.training.loop import TrainConfig, TrainResult, create_run
 from genlab.training.loop import train as train_loop
 
-LOOPS = {"gan": train_gan}
+LOOPS = {"gan": train_gan, "cyclegan": train_cyclegan}
 """Families that need their own loop; every other family trains with `loop.train`."""
 
 
@@ -38,4 +39,12 @@ def train(
     )
 
 
-__all__ = ["LOOPS", "TrainConfig", "TrainResult", "create_run", "train", "train_gan"]
+__all__ = [
+    "LOOPS",
+    "TrainConfig",
+    "TrainResult",
+    "create_run",
+    "train",
+    "train_cyclegan",
+    "train_gan",
+]

@@ -7,7 +7,8 @@ A checkpoint is a directory `RUN/state/`:
 
 A run with several optimizers (a GAN's discriminator and generator) passes them by name; their
 tensors are then keyed "<name>.state.<index>.<slot>" and their hyper-parameters stored under
-"optimizers" in trainer.json.
+"optimizers" in trainer.json. Other training-state tensors a loop needs for exact resume (a
+CycleGAN's image pools) go in as `extra` and are stored in optimizer.safetensors as "extra.<key>".
 
 It is written as `state.tmp/`, then swapped in by two renames; the inference weights at the top
 of the run directory are hard links to the same files. A crash at any point leaves either the old
@@ -39,7 +40,8 @@ class Checkpoint(NamedTuple):
     """A loaded checkpoint: weights, optimizer state dicts, RNG states and trainer fields.
 
     `optimizer` is the state dict of a run with one optimizer (None when it saved named ones);
-    `optimizers` maps names to state dicts for a run with several ({} otherwise).
+    `optimizers` maps names to state dicts for a run with several ({} otherwise); `extra`
+    holds the tensors passed as `extra` to `save_checkpoint` ({} when none).
     """
 
     model: dict[str, torch.Tensor]
@@ -48,6 +50,7 @@ class Checkpoint(NamedTuple):
     rng: dict[str, torch.Tensor]
     trainer: dict[str, Any]
     optimizers: dict[str, dict[str, Any]] = {}
+    extra: dict[str, torch.Tensor] = {}
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -83,11 +86,13 @@ def save_checkpoint(
     ema: torch.nn.Module | None,
     optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
     trainer: dict[str, Any],
+    extra: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a complete checkpoint atomically (see the module docstring).
 
     Args:
         optimizer: the run's optimizer, or several by name (names without dots).
+        extra: more training-state tensors by key, returned as `Checkpoint.extra`.
     """
     run_dir = Path(run_dir)
     tmp, final, old = run_dir / f"{STATE}.tmp", run_dir / STATE, run_dir / f"{STATE}.old"
@@ -110,7 +115,8 @@ def save_checkpoint(
     rng = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
-    save_weights(tmp / "optimizer.safetensors", {**opt_tensors, **rng}, {"step": step})
+    more = {f"extra.{k}": v for k, v in (extra or {}).items()}
+    save_weights(tmp / "optimizer.safetensors", {**opt_tensors, **rng, **more}, {"step": step})
     with open(tmp / "trainer.json", "w") as f:
         json.dump({**trainer, opt_key: opt_meta}, f, indent=2)
         f.flush()
@@ -178,6 +184,7 @@ def load_checkpoint(run_dir: str | os.PathLike) -> Checkpoint:
         rng=rng,
         trainer=trainer,
         optimizers=optimizers,
+        extra={k[6:]: v for k, v in flat.items() if k.startswith("extra.")},
     )
 
 
