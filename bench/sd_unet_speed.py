@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import threading
 import time
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     record = {
         "cpu": cpu, "threads": torch.get_num_threads(), "bf16_native": bf16_native(),
         "torch": torch.__version__, "params": params, "unet": [], "vae": [],
+        "load_average_at_start": os.getloadavg()[0],
     }  # fmt: skip
     results, vae = record["unet"], record["vae"]
     for setting in args.settings:
@@ -184,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     for size in args.sizes if args.vae else []:
         vae.append({"size": size, **time_vae(size)})
         save(record, args.json)
+    record["load_average_at_end"] = os.getloadavg()[0]  # other jobs on the machine slow it
+    save(record, args.json)
 
     print("\n| picture | latent | setting | s/step | steps timed | working memory |")
     print("|---|---|---|---|---|---|")

@@ -41,6 +41,12 @@ def sd_inpaint_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sd_checked_folder(tmp_path_factory) -> Path:
+    """A tiny SD whose safety checker flags every picture."""
+    return tiny_sd.build_folder(tmp_path_factory.mktemp("sd") / "checked", flagging_checker=True)
+
+
+@pytest.fixture(scope="session")
 def photo(tmp_path_factory) -> Path:
     """A 25x21 RGB picture (odd sizes, not the model's) and a mask with a white box."""
     import numpy as np

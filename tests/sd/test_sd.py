@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -185,6 +186,19 @@ def test_inpainting(sd_folder, sd_inpaint_folder, photo, tmp_path):
         assert read_image(out).shape == (20, 24, 3)
         assert read_png_metadata(out)["mask"] == str(mask)
     assert main(["sd", "txt2img", "x", "--model", str(sd_inpaint_folder), *FAST]) == 2
+
+
+def test_the_models_safety_checker_runs_unless_turned_off(sd_checked_folder, tmp_path, capsys):
+    out = tmp_path / "checked.png"
+    txt2img(sd_checked_folder, out)
+    assert "blacked out by the model's safety checker" in capsys.readouterr().out
+    assert not read_image(out).any()
+    txt2img(sd_checked_folder, out, "--no-safety-checker")
+    assert "blacked out" not in capsys.readouterr().out and read_image(out).any()
+    lean = shutil.copytree(sd_checked_folder, tmp_path / "lean")
+    shutil.rmtree(lean / "safety_checker")  # deleted to save space: runs without it
+    txt2img(lean, out)
+    assert "blacked out" not in capsys.readouterr().out
 
 
 def test_ctrl_c_stops_at_a_step_boundary(sd, sd_folder, tmp_path, monkeypatch, capsys):

@@ -87,14 +87,40 @@ def components(in_channels: int = 4, seed: int = 0):
     )  # fmt: skip
 
 
-def build_folder(path: Path, in_channels: int = 4) -> Path:
-    """A diffusers folder of a tiny SD (16x16 pictures, latents 8x8), safetensors weights."""
+def safety_checker(flag_everything: bool):
+    """A tiny SD safety checker (CLIP vision tower) and its image processor.
+
+    Its concept thresholds decide alone: -10 flags every picture, +10 none.
+    """
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    vision = dict(hidden_size=16, intermediate_size=32, num_attention_heads=2,
+                  num_hidden_layers=1, image_size=32, patch_size=8)  # fmt: skip
+    text = dict(hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1)
+    checker = StableDiffusionSafetyChecker(
+        CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+    )
+    with torch.no_grad():
+        threshold = -10.0 if flag_everything else 10.0
+        checker.concept_embeds_weights.fill_(threshold)
+        checker.special_care_embeds_weights.fill_(threshold)
+    processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size=32)
+    return checker, processor
+
+
+def build_folder(path: Path, in_channels: int = 4, flagging_checker: bool = False) -> Path:
+    """A diffusers folder of a tiny SD (16x16 pictures, latents 8x8), safetensors weights.
+
+    flagging_checker adds a safety checker that flags (blacks out) every picture.
+    """
     from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline
 
     cls = StableDiffusionInpaintPipeline if in_channels == 9 else StableDiffusionPipeline
+    checker, processor = safety_checker(True) if flagging_checker else (None, None)
     pipe = cls(
-        **components(in_channels), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
+        **components(in_channels), safety_checker=checker, feature_extractor=processor,
+        requires_safety_checker=flagging_checker,
     )  # fmt: skip
     pipe.save_pretrained(path, safe_serialization=True)
     published_text_encoder_layout(path / "text_encoder" / "model.safetensors")

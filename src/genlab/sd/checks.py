@@ -21,6 +21,8 @@ PICKLE_SUFFIXES = (".ckpt", ".bin", ".pt", ".pth", ".pkl")
 # The components a Stable Diffusion pipeline needs, and what each sub-folder must hold.
 REQUIRED = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 MODEL_COMPONENTS = ("unet", "vae", "text_encoder", "safety_checker")
+# May be deleted to save space: generation then runs without the safety checker.
+OPTIONAL = ("safety_checker", "feature_extractor", "image_encoder")
 PIPELINES = (
     "StableDiffusionPipeline",
     "StableDiffusionImg2ImgPipeline",
@@ -164,6 +166,8 @@ def _folder_components(
             continue
         folder = config_dir / name
         if not folder.is_dir():
+            if name in OPTIONAL:
+                continue
             raise GenlabError(f"{folder}: the {name} component is missing; {fix}")
         files: tuple[Path, ...] = ()
         params, dtypes = 0, ()
@@ -330,8 +334,9 @@ def activation_bytes(width: int, height: int, itemsize: int) -> int:
 
     An estimate that scales with the pixels: the VAE decoder dominates, keeping a few 128- and
     256-channel feature maps alive at full resolution (the UNet works at 1/8 resolution, and
-    torch's fused attention keeps its memory linear in the tokens). ACTIVATION_BYTES_PER_PIXEL
-    is calibrated on SD 1.5 by bench/sd_unet_speed.py.
+    torch's fused attention keeps its memory linear in the tokens). Calibrated on SD 1.5 in
+    fp32 by bench/sd_unet_speed.py: the VAE decoder peaks at 960-977 MiB above its weights at
+    512x512 (about 1,000 bytes per pixel per byte of dtype), a guided UNet step at 350-400 MiB.
     """
     return ACTIVATION_BYTES_PER_PIXEL * width * height * itemsize
 

@@ -469,9 +469,9 @@ def _load_pipeline(source: ModelSource, dtype, allow_pickle: bool, safety_checke
     if source.in_channels == 9:
         cls = diffusers.StableDiffusionInpaintPipeline
     options: dict[str, Any] = {"dtype": dtype, "local_files_only": True}
-    has_checker = source.component("safety_checker") is not None
+    has_checker = all(source.component(c) for c in ("safety_checker", "feature_extractor"))
     if not safety_checker or not has_checker:
-        options.update(safety_checker=None, requires_safety_checker=False)
+        options.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     try:
         if source.single_file:
             return cls.from_single_file(str(source.path), config=str(source.config_dir), **options)
