@@ -909,7 +909,7 @@ def toy_gan(
     loss: Annotated[str, typer.Option(help="minimax, ns, hinge or wgan-gp.")] = "ns",
     steps: Annotated[int, typer.Option(help="Generator steps.")] = 2000,
     n_critic: Annotated[int, typer.Option(help="D steps per G step.")] = 1,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of both players.")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Adam learning rate of both players.")] = 2e-3,
     frames: Annotated[int, typer.Option(help="Snapshots in the GIF (about).")] = 20,
     seed: SeedOpt = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="The GIF to write.")] = Path(
