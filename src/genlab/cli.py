@@ -430,7 +430,7 @@ def _create(
     )
 
 
-CYCLEGAN_BATCH = 16  # the paper trains with batch 1; 16 keeps a 28 px step near 0.2 s on 2 cores
+CYCLEGAN_BATCH = 16  # the paper trains with batch 1; 16 keeps a 28 px step near 0.3 s on 2 cores
 
 
 def _create_cyclegan(

@@ -157,18 +157,22 @@ def test_the_cycle_loss_falls_on_two_tiny_shape_folders(tmp_path, specs):
     assert cycle[-1] < 0.5 * cycle[0], cycle  # seeds 0-3: 0.20-0.35 of the first row
 
 
-def test_resume_equals_uninterrupted_run(tmp_path, fmnist_dir):
+@pytest.mark.parametrize("ema_decay", [None, 0.9])
+def test_resume_equals_uninterrupted_run(tmp_path, fmnist_dir, ema_decay):
     a, b = fm_specs(fmnist_dir)
     data = Domains(load_data(a, "train"), load_data(b, "train"))
-    straight = create_cyclegan_run(tmp_path / "straight", a, b, TINY, TINY_TRAIN)
+    config = dataclasses.replace(TINY_TRAIN, ema_decay=ema_decay)
+    straight = create_cyclegan_run(tmp_path / "straight", a, b, TINY, config)
     assert train(straight, data=data, progress=False).step == 7
 
-    split = create_cyclegan_run(tmp_path / "split", a, b, TINY, TINY_TRAIN)
+    split = create_cyclegan_run(tmp_path / "split", a, b, TINY, config)
     first = train(split, data=data, progress=False, stop_at=4)
     assert (first.step, first.stopped_by) == (4, "stop_at")
     assert train(split, data=data, progress=False).step == 7
 
-    for name in ("model.safetensors", "state/optimizer.safetensors"):
+    names = ["model.safetensors", "state/optimizer.safetensors"]
+    assert (split / "ema.safetensors").is_file() == (ema_decay is not None)
+    for name in names + (["ema.safetensors"] if ema_decay else []):
         x, y = load_weights(straight / name), load_weights(split / name)
         assert x.keys() == y.keys()
         for key in x:

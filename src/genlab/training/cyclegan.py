@@ -290,13 +290,10 @@ def train_cyclegan(
             ema.module.load_state_dict(ckpt.ema)
             ema.n_averaged.fill_(ckpt.trainer.get("ema_n_averaged", 1))
         for k, pool in pools.items():
-            if f"pool_{k}.images" in ckpt.extra:
-                pool.load_state_dict(
-                    {
-                        "images": ckpt.extra[f"pool_{k}.images"],
-                        "count": ckpt.extra[f"pool_{k}.count"],
-                    }
-                )
+            prefix = f"pool_{k}."
+            state = {n[len(prefix) :]: t for n, t in ckpt.extra.items() if n.startswith(prefix)}
+            if state:
+                pool.load_state_dict(state)
         restore_rng(ckpt.rng)
         step, elapsed_before = ckpt.trainer["step"], ckpt.trainer["elapsed_s"]
         log_sums = {k: torch.tensor(v) for k, v in ckpt.trainer.get("log_window", {}).items()}
