@@ -225,7 +225,8 @@ def test_sizes_and_memory_are_checked(sd, sd_folder, photo, monkeypatch, capsys)
         sd.txt2img("x", width=15)
     with pytest.raises(GenlabError, match="leaves no denoising step"):
         sd.img2img("x", photo, strength=0.2, steps=3)
-    monkeypatch.setattr("genlab.sd.pipeline.available_memory", lambda device: 10_000)
+    for module in ("genlab.sd.pipeline", "genlab.sd.loading"):
+        monkeypatch.setattr(f"{module}.available_memory", lambda device: 10_000)
     with pytest.raises(GenlabError, match="working memory"):
         sd.txt2img("x", steps=1)
     assert main(["sd", "txt2img", "x", "--model", str(sd_folder), *FAST]) == 2

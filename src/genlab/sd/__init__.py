@@ -20,11 +20,11 @@ __all__ = ["DEFAULT_SCHEDULER", "SCHEDULERS", "ModelSource", "inspect_model", "l
 
 
 def load(path, **options):
-    """Load a Stable Diffusion model from disk; see `genlab.sd.pipeline.load` for options.
+    """Load a Stable Diffusion model from disk; see `genlab.sd.loading.load` for options.
 
     Returns:
         A `genlab.sd.pipeline.StableDiffusion`.
     """
-    from genlab.sd.pipeline import load as load_pipeline
+    from genlab.sd.loading import load as load_pipeline
 
     return load_pipeline(path, **options)

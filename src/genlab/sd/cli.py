@@ -67,7 +67,7 @@ def _quiet_libraries() -> None:
 
 
 def _load(model: Path, config, device, precision, allow_pickle, safety_checker):
-    from genlab.sd.pipeline import load, offline
+    from genlab.sd.loading import load, offline
 
     offline()
     _quiet_libraries()
@@ -334,7 +334,8 @@ def doctor(
 ) -> None:
     """What a model holds, the memory it needs here, and its measured seconds per step."""
     from genlab.sd.checks import available_memory, estimate_memory, inspect_model, size_text
-    from genlab.sd.pipeline import DTYPES, resolve_device, resolve_precision
+    from genlab.sd.loading import resolve_device, resolve_precision
+    from genlab.sd.pipeline import DTYPES
     from genlab.training.loop import bf16_native
 
     source = inspect_model(model, config=config, allow_pickle=allow_pickle)
