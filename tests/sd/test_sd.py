@@ -158,7 +158,7 @@ def test_pickled_checkpoint_loads_only_when_allowed(sd_single_file, tmp_path, ca
     assert main([*args, "--allow-pickle"]) == 0
 
 
-def test_no_network_connection_is_attempted(sd_folder, tmp_path, monkeypatch):
+def test_no_network_connection_is_attempted(sd_folder, sd_single_file, tmp_path, monkeypatch):
     attempts = []
 
     def refuse(*args, **kwargs):
@@ -171,6 +171,8 @@ def test_no_network_connection_is_attempted(sd_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     txt2img(sd_folder, tmp_path / "offline.png")
+    txt2img(sd_single_file.checkpoint, tmp_path / "offline-single.png", "--config",
+            str(sd_single_file.config))  # fmt: skip
     assert attempts == []
     import os
 
