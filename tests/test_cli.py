@@ -182,6 +182,8 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
         str(fmnist_dir),
         "--eval-n",
         "50",
+        "--gan-minutes",
+        "0.02",
         "--no-progress",
     ]
     assert main(args) == 0
@@ -197,6 +199,10 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
         "latent_map",
         "walk",
         "loss",
+        "gan_samples",
+        "gan_interpolation",
+        "gan_curves",
+        "gan_gradients",
     ):
         assert (out / f"{name}.png").is_file() and f"{name}.png" in html
     assert main(args) == 0  # a second run reuses the trained demo run

@@ -942,35 +942,20 @@ def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Fashion-MNIST IDX directory.")] = None,
     retrain: Annotated[bool, typer.Option(help="Train again even if the demo run exists.")] = False,
     eval_n: Annotated[int, typer.Option(help="Samples for `genlab eval` (0 skips it).")] = 10_000,
+    gan_minutes: Annotated[
+        float, typer.Option(help="Training budget of the demo's GAN (0 skips the GAN section).")
+    ] = 3.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Train a VAE on Fashion-MNIST for a few minutes, write every picture, evaluate it."""
-    import shutil
+    """Train a VAE and a GAN on Fashion-MNIST for a few minutes each, write every picture,
+    evaluate the VAE, and write index.html."""
     import time
 
-    from genlab.demo import SECTIONS, write_index
-    from genlab.runs import read_config
-    from genlab.training import train as run_training
-    from genlab.training.checkpoint import checkpoint_dir
+    from genlab.demo import GAN_SECTIONS, SECTIONS, write_index
 
     t0 = time.perf_counter()
     run = out / "run"
-    done = (run / "config.json").is_file() and checkpoint_dir(run) is not None
-    if done and not retrain:
-        _echo(f"reusing the trained demo run {run} (use --retrain to train again)")
-    else:
-        if run.exists():
-            if not (run / "config.json").is_file() or not read_config(run).get("demo"):
-                raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
-            shutil.rmtree(run)
-        _echo(f"training a VAE on Fashion-MNIST for {minutes:g} minutes into {run}")
-        _create(Family.vae, out=run, data_dir=data_dir, max_minutes=minutes, sample_every=10**9)
-        config = read_config(run)
-        from genlab.runs import write_json
-
-        write_json(run / "config.json", {**config, "demo": True})
-        result = run_training(run, progress=progress)
-        _echo(f"trained {result.step} steps at {result.images_per_s:.0f} images/s")
+    _demo_run(run, Family.vae, minutes, data_dir, retrain, progress)
     sample(run, out / "samples.png", 64, 0, None)
     reconstruct(run, out / "reconstructions.png", 32, 0)
     interpolate(run, out / "interpolation.png", 6, 10, Method.slerp, 0)
@@ -988,8 +973,43 @@ def demo(
         table = eval_table(evaluate_run(run, EvalConfig(n=eval_n), progress=progress))
         (out / "evaluation.txt").write_text(table + "\n")
         _echo(table)
-    index = write_index(out, run, SECTIONS, seconds=time.perf_counter() - t0, evaluation=table)
+    sections = list(SECTIONS)
+    if gan_minutes:
+        gan_run = out / "gan-run"
+        _demo_run(gan_run, Family.gan, gan_minutes, data_dir, retrain, progress)
+        sample(gan_run, out / "gan_samples.png", 64, 0, None)
+        interpolate(gan_run, out / "gan_interpolation.png", 6, 10, Method.slerp, 0)
+        plot(gan_run, out / "gan_curves.png")
+        gan_gradients([gan_run], out / "gan_gradients.png")
+        sections += GAN_SECTIONS
+    index = write_index(out, run, sections, seconds=time.perf_counter() - t0, evaluation=table)
     _echo(f"demo ready: open {index}")
+
+
+def _demo_run(
+    run: Path, family: Family, minutes: float, data_dir: Path | None, retrain: bool, progress: bool
+) -> None:
+    """Train a demo run for `minutes`, or reuse the one already there."""
+    import shutil
+
+    from genlab.runs import read_config, write_json
+    from genlab.training import train as run_training
+    from genlab.training.checkpoint import checkpoint_dir
+
+    done = (run / "config.json").is_file() and checkpoint_dir(run) is not None
+    if done and not retrain:
+        _echo(f"reusing the trained demo run {run} (use --retrain to train again)")
+        return
+    if run.exists():
+        if not (run / "config.json").is_file() or not read_config(run).get("demo"):
+            raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
+        shutil.rmtree(run)
+    name = family.value.upper()
+    _echo(f"training a {name} on Fashion-MNIST for {minutes:g} minutes into {run}")
+    _create(family, out=run, data_dir=data_dir, max_minutes=minutes, sample_every=10**9)
+    write_json(run / "config.json", {**read_config(run), "demo": True})
+    result = run_training(run, progress=progress)
+    _echo(f"trained {result.step} steps at {result.images_per_s:.0f} images/s")
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -59,6 +59,33 @@ SECTIONS = [
     ),
 ]
 
+GAN_SECTIONS = [
+    (
+        "gan_samples.png",
+        "GAN samples",
+        "A DCGAN (non-saturating loss) trained for a few minutes: 64 samples of G(z).",
+        "genlab sample {gan_run} --n 64 --seed 0 --out gan_samples.png",
+    ),
+    (
+        "gan_interpolation.png",
+        "GAN latent paths",
+        "Slerp between random latents z of the generator (it has no encoder).",
+        "genlab interpolate {gan_run} --out gan_interpolation.png",
+    ),
+    (
+        "gan_curves.png",
+        "GAN training dynamics",
+        "Losses, D(x) and D(G(z)), gradient norms and the classes the samples cover.",
+        "genlab plot {gan_run} --out gan_curves.png",
+    ),
+    (
+        "gan_gradients.png",
+        "Why the non-saturating loss",
+        "The generator's gradient against D(G(z)) for both losses, with this run's measurements.",
+        "genlab gan-gradients {gan_run} --out gan_gradients.png",
+    ),
+]
+
 
 def write_index(
     out_dir: Path,
@@ -76,7 +103,7 @@ def write_index(
         "padding:0 1em;color:#222}img{image-rendering:pixelated;max-width:100%;"
         "border:1px solid #ddd}figure{margin:2em 0}code{background:#f3f3f3;padding:2px 4px}"
         "</style></head><body>",
-        "<h1>genlab demo: a VAE on Fashion-MNIST</h1>",
+        "<h1>genlab demo: a VAE and a GAN on Fashion-MNIST</h1>",
         f"<p>Run <code>{html.escape(str(rel_run))}</code>, model "
         f"<code>{html.escape(json.dumps(config['model']))}</code>. "
         f"Demo wall time {seconds:.0f} s.</p>",
@@ -87,7 +114,8 @@ def write_index(
         parts.append(
             f"<figure><h2>{html.escape(title)}</h2><img src='{html.escape(file)}' alt='{title}'>"
             f"<figcaption>{html.escape(caption)}<br><code>"
-            f"{html.escape(command.format(run=rel_run))}</code></figcaption></figure>"
+            f"{html.escape(command.format(run=rel_run, gan_run=rel_run.parent / 'gan-run'))}"
+            "</code></figcaption></figure>"
         )
     if evaluation is not None:
         parts.append(
