@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import tiny_sd
 import torch
 
 import genlab.sd
@@ -143,6 +144,13 @@ def test_published_text_encoder_layout_loads_every_weight(sd, sd_folder):
     loaded = sd.pipe.text_encoder.state_dict()
     for name, tensor in loaded.items():
         assert torch.equal(tensor, on_disk["text_model." + name.removeprefix("text_model.")])
+
+
+def test_published_tokenizer_layout_tokenizes_like_the_original(sd):
+    ids = sd.pipe.tokenizer("A cat", padding="max_length", max_length=77).input_ids
+    tok = tiny_sd.tokenizer()
+    assert ids == tok("a cat", padding="max_length", max_length=77).input_ids
+    assert ids[2] == tok.convert_tokens_to_ids("cat</w>")  # the merges were read
 
 
 def test_pickled_checkpoint_loads_only_when_allowed(sd_single_file, tmp_path, capsys):

@@ -25,6 +25,7 @@ SD15_SCHEDULER = dict(
     prediction_type="epsilon",
 )
 LAYERS = 1  # resnets per UNet down block (SD 1.5 has 2)
+MERGES = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")]  # "cat", "dog": one token
 
 
 def _byte_symbols() -> list[str]:
@@ -42,7 +43,7 @@ def tokenizer():
         vocab[s] = len(vocab)
     for s in _byte_symbols():
         vocab[s + "</w>"] = len(vocab)
-    merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")]
+    merges = MERGES
     for a, b in merges:
         vocab[a + b] = len(vocab)
     vocab["<|startoftext|>"] = len(vocab)
@@ -124,7 +125,24 @@ def build_folder(path: Path, in_channels: int = 4, flagging_checker: bool = Fals
     )  # fmt: skip
     pipe.save_pretrained(path, safe_serialization=True)
     published_text_encoder_layout(path / "text_encoder" / "model.safetensors")
+    published_tokenizer_layout(path / "tokenizer", pipe.tokenizer)
     return path
+
+
+def published_tokenizer_layout(folder: Path, tok) -> None:
+    """The tokenizer as SD 1.x folders hold it: vocab.json and merges.txt, no tokenizer.json."""
+    import json
+    import shutil
+
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "vocab.json").write_text(json.dumps(tok.get_vocab()))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in MERGES))
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+               "unk_token": "<|endoftext|>", "pad_token": "<|endoftext|>"}  # fmt: skip
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True}
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, **special}))
+    (folder / "special_tokens_map.json").write_text(json.dumps(special))
 
 
 def published_text_encoder_layout(weights: Path) -> None:
