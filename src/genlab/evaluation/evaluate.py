@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from genlab.data import ImageData
+from genlab.data import DataSpec, ImageData
 from genlab.errors import GenlabError
 from genlab.evaluation import metrics as M
 from genlab.evaluation.features import Embedding
@@ -476,6 +476,42 @@ def record_path(run: Path, config: EvalConfig) -> Path:
     return Path(run) / "eval" / f"eval-n{config.n}-seed{config.seed}.json"
 
 
+def _data_and_networks(
+    spec: DataSpec, features_run: Path | None, inception_weights: Path | None
+) -> tuple[ImageData, ImageData, tuple[Embedder, Embedder, dict[str, Any]]]:
+    """Both splits of a data set and the feature networks for it."""
+    from genlab.data import load_data
+
+    train, test = load_data(spec, "train"), load_data(spec, "test")
+    networks = feature_networks(
+        train.shape,
+        features_run=features_run,
+        inception_weights=inception_weights,
+        data_name=spec.name,
+    )
+    return train, test, networks
+
+
+def _evaluator(
+    train: ImageData,
+    test: ImageData,
+    networks: tuple[Embedder, Embedder, dict[str, Any]],
+    config: EvalConfig,
+    progress: bool,
+) -> Evaluator:
+    features, classifier, describe = networks
+    return Evaluator(
+        train,
+        test,
+        features,
+        classifier,
+        config=config,
+        cache=eval_cache_dir(),
+        progress=progress,
+        describe=describe,
+    )
+
+
 def evaluate_run(
     run: Path,
     config: EvalConfig = EvalConfig(),
@@ -490,7 +526,6 @@ def evaluate_run(
     first 64 samples (samples-seed<seed>.png).
     """
     import genlab
-    from genlab.data import DataSpec, load_data
     from genlab.images import make_grid, save_png
     from genlab.runs import config_from_dict, read_config, write_json
 
@@ -498,23 +533,8 @@ def evaluate_run(
     run_config = read_config(run)
     spec = config_from_dict(DataSpec, run_config.get("data", {}), str(run / "config.json"))
     model = genlab.load(run)
-    train, test = load_data(spec, "train"), load_data(spec, "test")
-    features, classifier, describe = feature_networks(
-        train.shape,
-        features_run=features_run,
-        inception_weights=inception_weights,
-        data_name=spec.name,
-    )
-    evaluator = Evaluator(
-        train,
-        test,
-        features,
-        classifier,
-        config=config,
-        cache=eval_cache_dir(),
-        progress=progress,
-        describe=describe,
-    )
+    train, test, networks = _data_and_networks(spec, features_run, inception_weights)
+    evaluator = _evaluator(train, test, networks, config, progress)
     t = time.perf_counter()
     images, requested = generate(
         model, config.n, seed=config.seed, batch_size=config.batch_size, progress=progress
@@ -559,7 +579,6 @@ def evaluate_images(
     `config.n` caps how many images are read; the references use as many training images as
     there are images to score (at least MIN_IMAGES).
     """
-    from genlab.data import DataSpec, load_data
     from genlab.evaluation.image_files import load_images
 
     if data == "fashion-mnist":
@@ -568,28 +587,13 @@ def evaluate_images(
         if not Path(data).is_dir():
             raise GenlabError(f"--data {data}: not 'fashion-mnist' and not a folder of images")
         spec = DataSpec("folder", str(Path(data).resolve()), size, channels)
-    train, test = load_data(spec, "train"), load_data(spec, "test")
-    features, classifier, describe = feature_networks(
-        train.shape,
-        features_run=features_run,
-        inception_weights=inception_weights,
-        data_name=spec.name,
-    )
+    train, test, networks = _data_and_networks(spec, features_run, inception_weights)
     images = load_images(path, train.shape, tile=tile, padding=padding, limit=config.n)
     if len(images) < MIN_IMAGES:
         raise GenlabError(
             f"{path}: found {len(images)} images; the metrics need at least {MIN_IMAGES}"
         )
     config = EvalConfig(**{**asdict(config), "n": len(images)})
-    evaluator = Evaluator(
-        train,
-        test,
-        features,
-        classifier,
-        config=config,
-        cache=eval_cache_dir(),
-        progress=progress,
-        describe=describe,
-    )
+    evaluator = _evaluator(train, test, networks, config, progress)
     source = {"kind": "images", "images": str(path), "count": len(images), "data": asdict(spec)}
     return evaluator.evaluate(images, None, source=source)
