@@ -168,16 +168,17 @@ def test_alphas_cumprod_match_diffusers():
         torch.testing.assert_close(ours.alpha_bar.float(), ref.alphas_cumprod, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("variance", [("beta_tilde", "fixed_small"), ("beta", "fixed_large")])
 @pytest.mark.parametrize("prediction", [("eps", "epsilon"), ("v", "v_prediction")])
 @pytest.mark.parametrize("t", [999, 500, 1, 0])
-def test_ddpm_step_matches_diffusers(prediction, t):
+def test_ddpm_step_matches_diffusers(variance, prediction, t):
     from diffusers import DDPMScheduler
 
     ours_type, ref_type = prediction
     ref = DDPMScheduler(
         num_train_timesteps=T,
         beta_schedule="linear",
-        variance_type="fixed_small",
+        variance_type=variance[1],
         clip_sample=False,
         prediction_type=ref_type,
     )
@@ -185,12 +186,14 @@ def test_ddpm_step_matches_diffusers(prediction, t):
     _float64(ref, ours)
     x_t, out = _inputs(t)
     want = ref.step(out, t, x_t, generator=torch.Generator().manual_seed(7)).prev_sample
-    got = ours.ddpm_step(x_t, t, out, ours_type, torch.Generator().manual_seed(7))
+    got = ours.ddpm_step(x_t, t, out, ours_type, torch.Generator().manual_seed(7), variance[0])
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
-@pytest.mark.parametrize("prediction", [("eps", "epsilon"), ("v", "v_prediction")])
+@pytest.mark.parametrize(
+    "prediction", [("eps", "epsilon"), ("v", "v_prediction"), ("x0", "sample")]
+)
 def test_ddim_step_matches_diffusers(eta, prediction):
     from diffusers import DDIMScheduler
 
