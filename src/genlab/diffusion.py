@@ -119,6 +119,7 @@ class Schedule:
 
     @classmethod
     def from_betas(cls, betas: torch.Tensor) -> Schedule:
+        """The process of betas (T,), each in (0, 1); alpha_bar = cumprod(1 - betas) in float64."""
         betas = betas.to(torch.float64)
         if betas.dim() != 1 or not bool(((betas > 0) & (betas < 1)).all()):
             raise GenlabError("betas must be a 1-D tensor with values in (0, 1)")
@@ -127,6 +128,7 @@ class Schedule:
 
     @property
     def T(self) -> int:
+        """Number of diffusion steps."""
         return self.betas.shape[0]
 
     def alpha_bar_at(self, t: torch.Tensor | int) -> torch.Tensor:
@@ -151,29 +153,41 @@ class Schedule:
         a, s = self._coefs(t, x0)
         return a * x0 + s * eps
 
-    def predict_x0_from_eps(self, x_t: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
+    def predict_x0_from_eps(
+        self, x_t: torch.Tensor, t: torch.Tensor | int, eps: torch.Tensor
+    ) -> torch.Tensor:
+        """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), inverting `q_sample`."""
         a, s = self._coefs(t, x_t)
         return (x_t - s * eps) / a
 
-    def predict_eps_from_x0(self, x_t: torch.Tensor, t, x0: torch.Tensor) -> torch.Tensor:
+    def predict_eps_from_x0(
+        self, x_t: torch.Tensor, t: torch.Tensor | int, x0: torch.Tensor
+    ) -> torch.Tensor:
+        """eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)."""
         a, s = self._coefs(t, x_t)
         return (x_t - a * x0) / s
 
-    def v_target(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
+    def v_target(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """v = sqrt(alpha_bar_t) eps - sqrt(1 - alpha_bar_t) x0 (Salimans & Ho 2022)."""
         a, s = self._coefs(t, x0)
         return a * eps - s * x0
 
-    def predict_x0_from_v(self, x_t: torch.Tensor, t, v: torch.Tensor) -> torch.Tensor:
+    def predict_x0_from_v(
+        self, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor
+    ) -> torch.Tensor:
+        """x0 = sqrt(alpha_bar_t) x_t - sqrt(1 - alpha_bar_t) v."""
         a, s = self._coefs(t, x_t)
         return a * x_t - s * v
 
-    def predict_eps_from_v(self, x_t: torch.Tensor, t, v: torch.Tensor) -> torch.Tensor:
+    def predict_eps_from_v(
+        self, x_t: torch.Tensor, t: torch.Tensor | int, v: torch.Tensor
+    ) -> torch.Tensor:
+        """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v."""
         a, s = self._coefs(t, x_t)
         return s * x_t + a * v
 
     def to_x0_eps(
-        self, x_t: torch.Tensor, t, output: torch.Tensor, target: str
+        self, x_t: torch.Tensor, t: torch.Tensor | int, output: torch.Tensor, target: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0, eps) implied by a network output predicting `target` ("eps", "x0" or "v")."""
         if target == "eps":
