@@ -295,3 +295,22 @@ def test_sample_is_reproducible_and_validates():
         sample(sched, fn, (4, 1), sampler="euler")
     with pytest.raises(GenlabError, match="steps"):
         sample(sched, fn, (4, 1), steps=0)
+
+
+def test_training_loss_applies_min_snr_weights():
+    sched = make_schedule("linear", 100)
+    x0 = torch.randn(16, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    g = torch.Generator().manual_seed(6)
+    t = torch.randint(0, sched.T, (16,), generator=g)
+    eps = torch.randn(x0.shape, generator=g, dtype=torch.float64)
+    mse = sched.v_target(x0, eps, t).square().mean(1)  # a zero network's error on v
+    want = (sched.min_snr_weight(t, 2.0, "v") * mse).mean()
+    got = sched.training_loss(
+        lambda x_t, t, c: torch.zeros_like(x_t),
+        x0,
+        target="v",
+        min_snr_gamma=2.0,
+        generator=torch.Generator().manual_seed(6),
+    )
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, mse.mean())
