@@ -234,6 +234,7 @@ class UNet(nn.Module):
         Returns:
             (B, C, H, W).
         """
+        # sinusoids of size width, then an MLP to E = 4 * width, as in Ho et al. 2020
         emb = self.time_mlp(timestep_embedding(t, self.config.width))  # (B, E)
         if self.class_emb is not None:
             if cond is None:
