@@ -58,6 +58,7 @@ from genlab.training.loop import (
     progress_bar,
     progress_of,
     stop_reason,
+    sync_grad_norm,
     truncate_metrics,
 )
 
@@ -208,13 +209,6 @@ def write_translation_grid(model: CycleGAN, run_dir: Path, step: int, fixed: Dom
     return save_png(
         run_dir / "samples" / f"step_{step:07d}.png", make_grid(grid, nrow=len(x_a)), meta
     )
-
-
-def _grad_norm(params: list[torch.nn.Parameter], clip: float | None) -> torch.Tensor:
-    """The global gradient norm before clipping; clips to `clip` if given."""
-    if clip is not None:
-        return torch.nn.utils.clip_grad_norm_(params, clip)
-    return torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
 
 
 def train_cyclegan(
@@ -395,7 +389,7 @@ def train_cyclegan(
             out.loss.backward()
             for D in model.discriminators:
                 D.requires_grad_(True)
-            grad_norm_g = _grad_norm(g_params, tcfg.grad_clip)
+            grad_norm_g = sync_grad_norm(g_params, tcfg.grad_clip)
             opt["g"].step()
 
             # 2. Both discriminators on real images and pooled past translations.
@@ -406,7 +400,7 @@ def train_cyclegan(
             guard(loss_d, "the discriminator loss")
             opt["d"].zero_grad(set_to_none=True)
             loss_d.backward()
-            grad_norm_d = _grad_norm(d_params, tcfg.grad_clip)
+            grad_norm_d = sync_grad_norm(d_params, tcfg.grad_clip)
             opt["d"].step()
             if ema is not None:
                 ema.update_parameters(model)

@@ -65,6 +65,7 @@ from genlab.training.loop import (
     progress_bar,
     progress_of,
     stop_reason,
+    sync_grad_norm,
     truncate_metrics,
     write_samples,
 )
@@ -156,22 +157,6 @@ def _ema_gan(model: GAN, generator: torch.nn.Module) -> GAN:
     view = copy.deepcopy(model)
     view.generator, view.discriminator = generator, model.discriminator
     return view
-
-
-def _grad_norm(params: list[torch.nn.Parameter], clip: float | None, world: int) -> torch.Tensor:
-    """Average gradients over processes, clip them if asked; returns the norm before clipping."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if world > 1:
-        import torch.distributed as dist
-
-        flat = torch.cat([g.flatten() for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        for g, avg in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-            g.copy_(avg.view_as(g))
-    if clip is not None:
-        return torch.nn.utils.clip_grad_norm_(params, clip)
-    return torch.nn.utils.get_total_norm(grads)
 
 
 def train_gan(
@@ -388,7 +373,7 @@ def train_gan(
                     )
                 opt["d"].zero_grad(set_to_none=True)
                 loss_d.backward()
-                grad_norm_d = _grad_norm(d_params, tcfg.grad_clip, world)
+                grad_norm_d = sync_grad_norm(d_params, tcfg.grad_clip, world)
                 opt["d"].step()
                 add({**logs_d, "grad_norm_d": grad_norm_d}, 1.0 / n_critic)
 
@@ -404,7 +389,7 @@ def train_gan(
             opt["g"].zero_grad(set_to_none=True)
             loss_g.backward()
             D.requires_grad_(True)
-            grad_norm_g = _grad_norm(g_params, tcfg.grad_clip, world)
+            grad_norm_g = sync_grad_norm(g_params, tcfg.grad_clip, world)
             opt["g"].step()
             if ema is not None:
                 ema.update_parameters(G)

@@ -327,6 +327,24 @@ def truncate_metrics(path: Path, step: int) -> None:
         csv.writer(f).writerows(kept)
 
 
+def sync_grad_norm(
+    params: list[torch.nn.Parameter], clip: float | None, world: int = 1
+) -> torch.Tensor:
+    """Average gradients over processes, clip them if asked; returns the norm before clipping."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if world > 1:
+        import torch.distributed as dist
+
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        for g, avg in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(avg.view_as(g))
+    if clip is not None:
+        return torch.nn.utils.clip_grad_norm_(params, clip)
+    return torch.nn.utils.get_total_norm(grads)
+
+
 def train(
     run_dir: str | Path,
     *,
