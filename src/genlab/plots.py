@@ -28,15 +28,20 @@ _SPEED_SUFFIXES = ("_per_s", "per_sec", "_seconds", "time")
 _BOOKKEEPING = ("epoch", "wall_time", "time")
 
 
-def _read_numeric_csv(csv_path: Path) -> dict[str, np.ndarray]:
-    """Columns of a CSV as float arrays (empty or non-numeric cells -> NaN); all-NaN dropped."""
+def read_metrics_rows(csv_path: Path, missing: str) -> list[dict[str, str]]:
+    """The rows of a metrics CSV; one-line errors for a missing file (`missing`) or no rows."""
     try:
         with open(csv_path, newline="") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
-        raise GenlabError(f"no metrics file at {csv_path}: point to a run's metrics.csv") from None
+        raise GenlabError(missing) from None
     if not rows:
         raise GenlabError(f"{csv_path} has no rows yet: train for a few logging steps first")
+    return rows
+
+
+def numeric_column(rows: list[dict[str, str]], name: str) -> np.ndarray:
+    """One column as float64 (empty or non-numeric cells -> NaN)."""
 
     def number(cell: str | None) -> float:
         try:
@@ -44,11 +49,19 @@ def _read_numeric_csv(csv_path: Path) -> dict[str, np.ndarray]:
         except (TypeError, ValueError):
             return math.nan
 
+    return np.array([number(r.get(name)) for r in rows], dtype=np.float64)
+
+
+def _read_numeric_csv(csv_path: Path) -> dict[str, np.ndarray]:
+    """Columns of a CSV as float arrays (empty or non-numeric cells -> NaN); all-NaN dropped."""
+    rows = read_metrics_rows(
+        csv_path, f"no metrics file at {csv_path}: point to a run's metrics.csv"
+    )
     columns = {}
     for name in rows[0]:
         if name is None:
             continue
-        values = np.array([number(r.get(name)) for r in rows], dtype=np.float64)
+        values = numeric_column(rows, name)
         if not np.isnan(values).all():
             columns[name.strip()] = values
     return columns

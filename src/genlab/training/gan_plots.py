@@ -4,8 +4,6 @@ and the measured points of the generator-gradient picture (`models.gan.plot_grad
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from genlab.errors import GenlabError
 from genlab.models.gan import PROBABILITY_LOSSES
+from genlab.plots import numeric_column, read_metrics_rows
 
 GUIDE = """How to read these curves
 
@@ -38,21 +37,9 @@ improves. gp near 0: the critic is 1-Lipschitz."""
 
 def _read(csv_path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
     """Numeric columns as float arrays (empty cells NaN), and the missing_classes column."""
-    try:
-        with open(csv_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise GenlabError(f"{csv_path}: missing; the run has not logged any step yet") from None
-    if not rows:
-        raise GenlabError(f"{csv_path} has no rows yet: train for a few logging steps first")
-
-    def number(cell: str | None) -> float:
-        try:
-            return float(cell)
-        except (TypeError, ValueError):
-            return math.nan
-
-    columns = {k: np.array([number(r.get(k)) for r in rows]) for k in rows[0] if k is not None}
+    missing = f"{csv_path}: missing; the run has not logged any step yet"
+    rows = read_metrics_rows(csv_path, missing)
+    columns = {k: numeric_column(rows, k) for k in rows[0] if k is not None}
     if "step" not in columns or "loss_d" not in columns:
         raise GenlabError(f"{csv_path}: not a GAN run's metrics (no step and loss_d columns)")
     return columns, [r.get("missing_classes") or "" for r in rows]
