@@ -1101,7 +1101,7 @@ def compare(
     from genlab.evaluation.report import compare_html, compare_table
 
     config = EvalConfig(n=n, seed=seed)
-    records, grids = [], {}
+    records, grids, evaluators = [], {}, {}
     for run in runs:
         path = record_path(run, config)
         record = None
@@ -1115,7 +1115,7 @@ def compare(
         if record is None:
             record = evaluate_run(
                 run, config, features_run=features, inception_weights=inception_weights,
-                progress=progress,
+                progress=progress, evaluators=evaluators,
             )  # fmt: skip
         else:
             _echo(f"{run}: using {path} (current; --fresh evaluates again)")

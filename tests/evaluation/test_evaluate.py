@@ -250,3 +250,18 @@ def test_inception_weights_swap_the_embedding_and_keep_the_class_metrics(fmnist_
     record = json.loads(out.read_text())
     assert record["networks"]["features"]["name"].startswith("inception-v3")
     assert len(record["metrics"]["class_histogram"]) == 10  # the Fashion-MNIST classifier's
+
+
+def test_runs_on_the_same_data_share_one_evaluator(runs, monkeypatch):
+    from genlab.evaluation import evaluate as E
+
+    evaluators: dict = {}
+    E.evaluate_run(runs[0], EvalConfig(n=20, kid_subsets=5), evaluators=evaluators)
+    assert len(evaluators) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("data loaded again for a second run on the same data")
+
+    monkeypatch.setattr(E, "_data_and_networks", fail)
+    record = E.evaluate_run(runs[1], EvalConfig(n=20, kid_subsets=5), evaluators=evaluators)
+    assert record["source"]["run"] == str(runs[1]) and len(evaluators) == 1

@@ -519,11 +519,14 @@ def evaluate_run(
     features_run: Path | None = None,
     inception_weights: Path | None = None,
     progress: bool = False,
+    evaluators: dict[tuple[str, ...], Evaluator] | None = None,
 ) -> dict[str, Any]:
     """Generate `config.n` samples from a run and evaluate them (see `Evaluator.evaluate`).
 
     The record is also written to RUN/eval/eval-n<n>-seed<seed>.json, next to a grid of the
-    first 64 samples (samples-seed<seed>.png).
+    first 64 samples (samples-seed<seed>.png). `evaluators`, a dict shared over several calls
+    (`genlab compare`), keeps one Evaluator per data set and networks, so the data is loaded
+    and the real images are embedded once for all runs on the same data.
     """
     import genlab
     from genlab.images import make_grid, save_png
@@ -533,8 +536,16 @@ def evaluate_run(
     run_config = read_config(run)
     spec = config_from_dict(DataSpec, run_config.get("data", {}), str(run / "config.json"))
     model = genlab.load(run)
-    train, test, networks = _data_and_networks(spec, features_run, inception_weights)
-    evaluator = _evaluator(train, test, networks, config, progress)
+    key = tuple(
+        json.dumps(v, sort_keys=True, default=str)
+        for v in (asdict(spec), asdict(config), features_run, inception_weights)
+    )
+    evaluator = (evaluators or {}).get(key)
+    if evaluator is None:
+        train, test, networks = _data_and_networks(spec, features_run, inception_weights)
+        evaluator = _evaluator(train, test, networks, config, progress)
+        if evaluators is not None:
+            evaluators[key] = evaluator
     t = time.perf_counter()
     images, requested = generate(
         model, config.n, seed=config.seed, batch_size=config.batch_size, progress=progress
