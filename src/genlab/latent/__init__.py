@@ -23,6 +23,7 @@ from genlab.latent.maps import (
     model_device,
     plot_latent_map,
     project_2d,
+    require_vector_latent,
 )
 
 __all__ = [
@@ -45,5 +46,6 @@ __all__ = [
     "morph_strip",
     "plot_latent_map",
     "project_2d",
+    "require_vector_latent",
     "slerp",
 ]

@@ -56,10 +56,10 @@ def attribute_vector(
         y_a, y_b: (N_a,), (N_b,) class ids for conditional encoders, or None.
 
     Returns:
-        v: (D,) float32 on the CPU.
+        v: (D,) float32 on the CPU; a spatial latent (c, s, s) is flattened, D = c * s * s.
     """
-    z_a = encode_batched(model, images_a, y_a, batch_size)
-    z_b = encode_batched(model, images_b, y_b, batch_size)
+    z_a = encode_batched(model, images_a, y_a, batch_size).flatten(1)  # (N_a, D)
+    z_b = encode_batched(model, images_b, y_b, batch_size).flatten(1)  # (N_b, D)
     return attribute_vector_from_latents(z_a, z_b)
 
 
@@ -75,7 +75,7 @@ def apply_attribute(
     Args:
         model: has `encode` and `decode`.
         x: (B, C, H, W) images in [0, 1] (or uint8).
-        v: (D,) an attribute vector.
+        v: (D,) an attribute vector; for a spatial latent (c, s, s), flat with D = c * s * s.
         strengths: the S values of s; 0 gives the plain reconstruction.
         y: (B,) class ids for conditional models, or None.
 
@@ -85,14 +85,15 @@ def apply_attribute(
     s = torch.as_tensor(list(strengths), dtype=torch.float32)  # (S,)
     if s.ndim != 1 or s.numel() == 0:
         raise GenlabError("apply_attribute needs at least one strength")
-    z = encode_batched(model, x, y)  # (B, D)
+    z_full = encode_batched(model, x, y)  # (B, *latent_shape)
+    z = z_full.flatten(1)  # (B, D)
     b, d = z.shape
     v = v.detach().reshape(-1).float().cpu()
     if v.shape[0] != d:
         raise GenlabError(f"the attribute vector has {v.shape[0]} dims, the latents {d}")
     z_s = z[:, None, :] + s[None, :, None] * v  # (B, S, D)
     y_s = None if y is None else y.cpu().repeat_interleave(len(s))
-    out = decode_batched(model, z_s.reshape(b * len(s), d), y_s)
+    out = decode_batched(model, z_s.reshape(b * len(s), *z_full.shape[1:]), y_s)
     return out.reshape(b, len(s), *out.shape[1:])
 
 

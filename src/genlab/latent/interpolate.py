@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.latent.maps import decode_batched, encode_batched
+from genlab.latent.maps import decode_batched, encode_batched, require_vector_latent
 
 METHODS = ("slerp", "lerp")
 
@@ -123,6 +123,7 @@ def interpolate(
 
     Returns:
         (B, steps, C, H, W) in [0, 1]; [:, 0] decodes encode(x0), [:, -1] decodes encode(x1).
+        A spatial latent (B, c, s, s) is interpolated as a flat vector and reshaped back.
     """
     if steps < 2:
         raise GenlabError(f"interpolate needs steps >= 2 (both ends), got {steps}")
@@ -132,11 +133,12 @@ def interpolate(
             f"got {tuple(x0.shape)} and {tuple(x1.shape)}"
         )
     path = _path_fn(method)
-    z0, z1 = encode_batched(model, x0, y0), encode_batched(model, x1, y1)  # (B, D)
+    z0, z1 = encode_batched(model, x0, y0), encode_batched(model, x1, y1)  # (B, *latent_shape)
     t = torch.linspace(0.0, 1.0, steps)
-    z = path(z0, z1, t)  # (B, T, D)
+    z = path(z0.flatten(1), z1.flatten(1), t)  # (B, T, D), D the number of latent elements
     b = z.shape[0]
-    x = decode_batched(model, z.reshape(b * steps, -1), _path_labels(y0, y1, t))
+    z = z.reshape(b * steps, *z0.shape[1:])
+    x = decode_batched(model, z, _path_labels(y0, y1, t))
     return x.reshape(b, steps, *x.shape[1:])
 
 
@@ -196,7 +198,11 @@ def latent_walk(
 
     Returns:
         (len(dims), steps, C, H, W) in [0, 1].
+
+    Raises:
+        GenlabError: the model's latent is spatial (see `require_vector_latent`).
     """
+    require_vector_latent(model, "a latent walk")
     z = z.detach().reshape(-1).float().cpu()  # (D,)
     d = z.shape[0]
     dims = [int(i) for i in dims]

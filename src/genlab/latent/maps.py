@@ -1,6 +1,8 @@
 """Latent maps: embed a data set, project it to 2-D, scatter it by class, decode a 2-D manifold.
 
 Works on any model with `encode(x, y=None) -> z (B, D)` and `decode(z, y=None) -> x in [0, 1]`.
+`encode_batched` and `decode_batched` also take a spatial latent (B, c, s, s) (a VAE with
+`latent_channels`); the maps need a vector and refuse it (`require_vector_latent`).
 Models run under `torch.inference_mode()` in eval mode on their own device; every tensor these
 functions return is on the CPU.
 """
@@ -48,6 +50,22 @@ def is_conditional(model: nn.Module) -> bool:
     return int(getattr(getattr(model, "config", None), "num_classes", 0) or 0) > 0
 
 
+def require_vector_latent(model: nn.Module, what: str) -> None:
+    """Raise a one-line GenlabError if the model's latent is not a vector (a spatial VAE).
+
+    Args:
+        model: any model; one with a `latent_shape` of more than one axis is refused.
+        what: the tool that needs a vector, for the message.
+    """
+    shape = tuple(getattr(model, "latent_shape", ()) or ())
+    if len(shape) > 1:
+        dims = "x".join(str(d) for d in shape)
+        raise GenlabError(
+            f"{what} needs a vector latent and this model's latent is a {dims} feature map "
+            "(a spatial VAE): use interpolate, morph, arithmetic or reconstruct"
+        )
+
+
 def _as_float(x: torch.Tensor) -> torch.Tensor:
     """Images as floats in [0, 1]: uint8 tensors are scaled by 1/255."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
@@ -59,13 +77,13 @@ def encode_batched(
     """Encode images in batches.
 
     Args:
-        model: has `encode(x, y=None) -> z (B, D)`.
+        model: has `encode(x, y=None) -> z (B, D)` (or (B, c, s, s), a spatial latent).
         x: (N, C, H, W) floats in [0, 1] or uint8.
         y: (N,) class ids for conditional encoders, or None.
         batch_size: images per forward pass.
 
     Returns:
-        z: (N, D) float32 on the CPU.
+        z: (N, D) (or (N, c, s, s)) float32 on the CPU.
     """
     if not callable(getattr(model, "encode", None)):
         raise GenlabError(
@@ -94,7 +112,7 @@ def decode_batched(
 
     Args:
         model: has `decode(z, y=None) -> x` in [0, 1].
-        z: (N, D) latents.
+        z: (N, D) latents, or (N, c, s, s) for a spatial latent.
         y: (N,) class ids for conditional decoders, or None.
         batch_size: latents per forward pass.
 
@@ -135,7 +153,11 @@ def embed(
 
     Returns:
         z: (N, D) float32 on the CPU.
+
+    Raises:
+        GenlabError: the model's latent is spatial (see `require_vector_latent`).
     """
+    require_vector_latent(model, "embedding a data set (embed, latent-map, walk)")
     if isinstance(data_or_images, ImageData):
         if y is None and is_conditional(model):
             y = data_or_images.labels
@@ -297,6 +319,7 @@ def decoded_manifold(
     """
     if n < 2:
         raise GenlabError(f"decoded_manifold needs n >= 2 grid points per axis, got {n}")
+    require_vector_latent(model, "decoded_manifold")
     d = _latent_dim(model)
     if d is not None and d != 2:
         raise GenlabError(

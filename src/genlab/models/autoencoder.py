@@ -55,16 +55,25 @@ def level_widths(widths: tuple[int, ...], levels: int) -> list[int]:
 
 
 class ConvEncoder(nn.Module):
-    """Stride-2 4x4 convs with SiLU: (B, C, S, S) -> (B, widths[-1] * s * s), s the bottom side."""
+    """Stride-2 4x4 convs with SiLU: (B, C, S, S) -> (B, widths[-1] * s * s), s the bottom side.
 
-    def __init__(self, channels: int, image_size: int, widths: tuple[int, ...]):
+    With `spatial=True` the bottom map is kept, not flattened, and a 3x3 conv with SiLU is
+    added on it: (B, C, S, S) -> (B, widths[-1], s, s), for a spatial latent.
+    """
+
+    def __init__(
+        self, channels: int, image_size: int, widths: tuple[int, ...], spatial: bool = False
+    ):
         super().__init__()
         levels, side = conv_levels(image_size)
         chans = [channels, *level_widths(widths, levels)]
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:-1], chans[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.SiLU()]
-        self.net = nn.Sequential(*layers, nn.Flatten())
+        if spatial:
+            layers += [nn.Conv2d(chans[-1], chans[-1], 3, padding=1), nn.SiLU()]
+        self.net = nn.Sequential(*layers) if spatial else nn.Sequential(*layers, nn.Flatten())
+        self.out_channels, self.side = chans[-1], side
         self.out_features = chans[-1] * side * side
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,15 +83,31 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Linear to the bottom map, then stride-2 4x4 transposed convs: (B, D) -> logits (B, C, S, S).
 
+    With `spatial=True` the input is already a bottom map (B, in_features, s, s) and two 3x3
+    convs with SiLU (in_features -> widths[-1] -> widths[-1]) replace the linear layer.
     The last transposed conv writes the C output channels directly, with no extra
     full-resolution conv: on a CPU the full-resolution layers are the costly ones.
     """
 
-    def __init__(self, in_features: int, channels: int, image_size: int, widths: tuple[int, ...]):
+    def __init__(
+        self,
+        in_features: int,
+        channels: int,
+        image_size: int,
+        widths: tuple[int, ...],
+        spatial: bool = False,
+    ):
         super().__init__()
         levels, side = conv_levels(image_size)
         chans = [channels, *level_widths(widths, levels)]
-        self.fc = nn.Sequential(nn.Linear(in_features, chans[-1] * side * side), nn.SiLU())
+        if spatial:  # the input layer, named fc in both cases
+            w = chans[-1]
+            self.fc = nn.Sequential(
+                nn.Conv2d(in_features, w, 3, padding=1), nn.SiLU(),
+                nn.Conv2d(w, w, 3, padding=1), nn.SiLU(),
+            )  # fmt: skip
+        else:
+            self.fc = nn.Sequential(nn.Linear(in_features, chans[-1] * side * side), nn.SiLU())
         self.bottom = (chans[-1], side, side)
         layers: list[nn.Module] = []
         for c_in, c_out in zip(chans[:0:-1], chans[-2::-1], strict=True):

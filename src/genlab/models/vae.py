@@ -11,6 +11,11 @@ with k importance samples (Burda et al. 2016, "Importance Weighted Autoencoders"
 `num_classes > 0` the model is a conditional VAE (Sohn et al. 2015): a one-hot label is fed to
 the encoder head and to the decoder.
 
+With `latent_channels > 0` the latent is a small feature map z (c, s, s) instead of a vector,
+the first stage of latent diffusion (Rombach et al. 2022, "High-Resolution Image Synthesis with
+Latent Diffusion Models"): the encoder keeps its bottom map and a 3x3 conv gives (mu, logvar) per
+element, the decoder starts with 3x3 convs on z. KL and log-densities sum over all elements.
+
 The conv stack (`ConvEncoder`, `ConvDecoder`) is the autoencoder's, from
 `genlab.models.autoencoder`.
 """
@@ -56,7 +61,10 @@ def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
 
 
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) summed over the last dim: (B, D) -> (B,)."""
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) summed over the last dim: (B, D) -> (B,).
+
+    For a spatial latent (B, c, s, s) pass mu.flatten(1) and logvar.flatten(1).
+    """
     # Kingma & Welling 2014, appendix B: -1/2 sum(1 + logvar - mu^2 - exp(logvar))
     return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(-1)
 
@@ -80,6 +88,9 @@ class VAEConfig:
     num_classes: > 0 makes a conditional VAE with one-hot labels to encoder and decoder.
     decoder_sampling: at generation, False returns the decoder mean (the usual choice for
         images), True draws x ~ p(x|z) (Bernoulli: binary images; Gaussian: clamped to [0, 1]).
+    latent_channels: 0 for a vector latent of size latent_dim; > 0 for a spatial latent
+        (latent_channels, s, s), s the bottom side of the conv stack (7 at 28 px, 4 at 32 px),
+        the first stage of latent diffusion; latent_dim is then unused. Unconditional only.
     """
 
     channels: int = 1
@@ -92,6 +103,7 @@ class VAEConfig:
     beta: float = 1.0
     num_classes: int = 0
     decoder_sampling: bool = False
+    latent_channels: int = 0
 
 
 class VAE(nn.Module):
@@ -103,18 +115,36 @@ class VAE(nn.Module):
             raise GenlabError(
                 f"likelihood must be 'bernoulli' or 'gaussian', got {config.likelihood!r}"
             )
-        if config.num_classes < 0 or config.latent_dim < 1:
-            raise GenlabError("num_classes must be >= 0 and latent_dim >= 1")
+        if config.num_classes < 0 or config.latent_dim < 1 or config.latent_channels < 0:
+            raise GenlabError("num_classes and latent_channels must be >= 0 and latent_dim >= 1")
+        if config.latent_channels and config.num_classes:
+            raise GenlabError(
+                "a spatial latent VAE is unconditional: set num_classes=0 or latent_channels=0"
+            )
         self.config = config
-        K, D = config.num_classes, config.latent_dim
-        self.encoder = ConvEncoder(config.channels, config.image_size, config.widths)
-        self.to_stats = nn.Linear(self.encoder.out_features + K, 2 * D)  # -> (mu, logvar)
-        self.decoder = ConvDecoder(D + K, config.channels, config.image_size, config.widths)
+        K, D, c = config.num_classes, config.latent_dim, config.latent_channels
+        if c:  # spatial latent (c, s, s): conv stats on the bottom map, conv input to the decoder
+            self.encoder = ConvEncoder(config.channels, config.image_size, config.widths, True)
+            self.to_stats = nn.Conv2d(self.encoder.out_channels, 2 * c, 3, padding=1)
+            self.decoder = ConvDecoder(c, config.channels, config.image_size, config.widths, True)
+        else:
+            self.encoder = ConvEncoder(config.channels, config.image_size, config.widths)
+            self.to_stats = nn.Linear(self.encoder.out_features + K, 2 * D)  # -> (mu, logvar)
+            self.decoder = ConvDecoder(D + K, config.channels, config.image_size, config.widths)
         logvar = torch.tensor(float(config.init_logvar))
         if config.likelihood == "gaussian" and config.learn_logvar:
             self.x_logvar = nn.Parameter(logvar)  # global log-variance of p(x|z)
         else:
             self.register_buffer("x_logvar", logvar)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one z: (latent_dim,) or (latent_channels, s, s)."""
+        c = self.config.latent_channels
+        if c:
+            side = self.encoder.side
+            return (c, side, side)
+        return (self.config.latent_dim,)
 
     # -- labels -------------------------------------------------------------------------------
 
@@ -138,11 +168,11 @@ class VAE(nn.Module):
     def encode_dist(
         self, x: torch.Tensor, y: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Parameters of q(z|x): x (B, C, H, W) in [0, 1] -> (mu, logvar), each (B, latent_dim).
+        """Parameters of q(z|x): x (B, C, H, W) in [0, 1] -> (mu, logvar), each (B, *latent_shape).
 
         A conditional model needs `y` (B,) here: the label is data, not something to cycle.
         """
-        h = self.encoder(x)  # (B, F)
+        h = self.encoder(x)  # (B, F), or (B, widths[-1], s, s) for a spatial latent
         if self.config.num_classes:
             if y is None:
                 raise GenlabError("a conditional VAE needs labels y to encode images")
@@ -151,7 +181,7 @@ class VAE(nn.Module):
         return mu, logvar
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Posterior mean mu (B, latent_dim), the code the latent tools use."""
+        """Posterior mean mu (B, *latent_shape), the code the latent tools use."""
         return self.encode_dist(x, y)[0]
 
     @staticmethod
@@ -163,7 +193,7 @@ class VAE(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder output before the sigmoid: z (B, latent_dim) -> (B, C, H, W)."""
+        """Decoder output before the sigmoid: z (B, *latent_shape) -> (B, C, H, W)."""
         y_onehot = self._one_hot(y, z.shape[0], z.device)
         return self.decoder(z if y_onehot is None else torch.cat([z, y_onehot], 1))
 
@@ -192,7 +222,7 @@ class VAE(nn.Module):
         mu, logvar = self.encode_dist(x, y)
         z = self.reparameterize(mu, logvar, generator)
         recon = self.log_px_given_z(x, self.decode_logits(z, y))  # E_q[log p(x|z)], (B,)
-        kl = kl_standard_normal(mu, logvar)  # (B,)
+        kl = kl_standard_normal(mu.flatten(1), logvar.flatten(1))  # (B,)
         return ELBO(recon - kl, recon, kl)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -220,19 +250,20 @@ class VAE(nn.Module):
         """
         if k < 1 or chunk_size < 1:
             raise GenlabError(f"k and chunk_size must be >= 1, got k={k}, chunk_size={chunk_size}")
-        mu, logvar = self.encode_dist(x, y)  # (B, D); a conditional model checks y here
+        mu, logvar = self.encode_dist(x, y)  # (B, *latent_shape); a conditional model checks y
         B = x.shape[0]
+        ones = (1,) * (mu.ndim - 1)
         log_w = []
         for start in range(0, k, chunk_size):
             c = min(chunk_size, k - start)
-            mu_c, logvar_c = mu.repeat(c, 1), logvar.repeat(c, 1)  # (c*B, D), sample-major
+            mu_c, logvar_c = mu.repeat(c, *ones), logvar.repeat(c, *ones)  # (c*B, ...), by sample
             z = self.reparameterize(mu_c, logvar_c, generator)
             y_c = None if y is None else torch.as_tensor(y, device=x.device).repeat(c)
             x_c = x.repeat(c, 1, 1, 1)
             log_px = self.log_px_given_z(x_c, self.decode_logits(z, y_c))  # log p(x|z_i)
             zeros = torch.zeros_like(z)
-            log_pz = gaussian_log_prob(z, zeros, zeros).sum(1)  # log p(z_i)
-            log_qz = gaussian_log_prob(z, mu_c, logvar_c).sum(1)  # log q(z_i|x)
+            log_pz = gaussian_log_prob(z, zeros, zeros).flatten(1).sum(1)  # log p(z_i)
+            log_qz = gaussian_log_prob(z, mu_c, logvar_c).flatten(1).sum(1)  # log q(z_i|x)
             log_w.append((log_px + log_pz - log_qz).view(c, B))
         # eq. 8 (Burda et al.): L_k = log (1/k) sum_i w_i, computed stably with logsumexp
         return torch.logsumexp(torch.cat(log_w, 0), dim=0) - math.log(k)
@@ -243,7 +274,7 @@ class VAE(nn.Module):
     def sample(
         self, n: int, *, generator: torch.Generator | None = None, y: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Decode z ~ N(0, I) drawn with `generator`.
+        """Decode z ~ N(0, I) of shape (n, *latent_shape) drawn with `generator`.
 
         Args:
             n: number of images.
@@ -256,7 +287,7 @@ class VAE(nn.Module):
             `config.decoder_sampling` (Bernoulli: 0/1 images; Gaussian: clamped to [0, 1]).
         """
         device = next(self.parameters()).device
-        z = _randn((n, self.config.latent_dim), generator, torch.empty(0, device=device))
+        z = _randn((n, *self.latent_shape), generator, torch.empty(0, device=device))
         mean = self.decode(z, y if self.config.num_classes else None)
         if not self.config.decoder_sampling:
             return mean
