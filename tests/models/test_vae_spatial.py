@@ -115,8 +115,8 @@ def test_tiny_spatial_vae_learns_the_synthetic_data(fmnist_dir):
             return -model.log_px_given_z(held_out.x, logits).mean().item()
 
     before = recon_of_mean()
-    for _ in range(250):
-        loss, _ = model.loss(train.batch(torch.randint(len(train), (32,), generator=g)))
+    for _ in range(200):
+        loss, _ = model.loss(train.batch(torch.randint(len(train), (16,), generator=g)))
         opt.zero_grad()
         loss.backward()
         opt.step()
