@@ -57,10 +57,11 @@ class TokenStates(NamedTuple):
 class TextEncoder:
     """all-MiniLM-L6-v2 in eval mode, fp32, without gradients.
 
-    Measured on one CPU thread (2-core shared machine, torch 2.13, transformers 5.23): loading
-    takes about 0.5 s (with transformers already imported; importing it adds about 2 s);
-    `encode` takes about 3 ms per prompt in a batch of 64 short captions (about 9 ms for a single
-    prompt), `embed` the same.
+    Measured on one CPU thread of a 2-core machine shared with training jobs (load average 5-6,
+    so upper figures; torch 2.13, transformers 5.23): the first `TextEncoder()` in a process
+    takes 4-12 s, nearly all of it transformers' own imports; reading the files takes 0.4-0.8 s
+    (tokenizer 0.2 s, weights 0.2-0.6 s). `encode` and `embed` take 12-20 ms per prompt in a
+    batch of 64 short captions and 40-55 ms for a single prompt.
 
     Args:
         path: a folder in the Hugging Face layout; the bundled `minilm_dir()` when None.
