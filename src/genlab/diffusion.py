@@ -135,7 +135,7 @@ class Schedule:
         """alpha_bar_t, with alpha_bar_{-1} = 1 (the clean data), float64."""
         t = torch.as_tensor(t)
         padded = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar])
-        return padded[t + 1]
+        return padded.to(t.device)[t + 1]
 
     def snr(self, t: torch.Tensor | int) -> torch.Tensor:
         """Signal-to-noise ratio alpha_bar_t / (1 - alpha_bar_t) (Kingma et al. 2021), float64."""

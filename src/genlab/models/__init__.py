@@ -12,6 +12,7 @@ latent tools serve them all:
 from genlab.models.autoencoder import Autoencoder, AutoencoderConfig
 from genlab.models.classifier import Classifier, ClassifierConfig
 from genlab.models.cyclegan import CycleGAN, CycleGANConfig
+from genlab.models.ddpm import Diffusion, DiffusionConfig
 from genlab.models.gan import GAN, GANConfig
 from genlab.models.vae import VAE, VAEConfig
 
@@ -21,4 +22,8 @@ FAMILIES = {
     "classifier": (ClassifierConfig, Classifier),
     "gan": (GANConfig, GAN),
     "cyclegan": (CycleGANConfig, CycleGAN),
+    # one diffusion family in three settings (pixel space, latent, text-conditioned latent)
+    "ddpm": (DiffusionConfig, Diffusion),
+    "ldm": (DiffusionConfig, Diffusion),
+    "txt2img": (DiffusionConfig, Diffusion),
 }

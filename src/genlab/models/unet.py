@@ -93,7 +93,14 @@ class Attention(nn.Module):
         self.kv = nn.Linear(context_dim or channels, 2 * channels)
         self.out = nn.Linear(channels, channels)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x (B, C, H, W); context (B, L, context_dim) or None (self-attention); mask (B, L) bool,
+        True for the context tokens to attend to (padding is False)."""
         B, C, H, W = x.shape
         h = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
         src = h if context is None else context  # (B, L, C or context_dim)
@@ -102,7 +109,8 @@ class Attention(nn.Module):
         def split(z: torch.Tensor) -> torch.Tensor:
             return z.unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, heads, L, C / heads)
 
-        a = F.scaled_dot_product_attention(split(self.q(h)), split(k), split(v))
+        attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, L)
+        a = F.scaled_dot_product_attention(split(self.q(h)), split(k), split(v), attn_mask)
         a = self.out(a.transpose(1, 2).flatten(2))  # (B, HW, C)
         return x + a.transpose(1, 2).reshape(B, C, H, W)
 
@@ -118,13 +126,17 @@ class Stage(nn.Module):
         self.cross = Attention(c_out, cfg.heads, cfg.groups, cfg.context_dim) if cross else None
 
     def forward(
-        self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        emb: torch.Tensor,
+        context: torch.Tensor | None,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         x = self.res(x, emb)
         if self.attn is not None:
             x = self.attn(x)
         if self.cross is not None and context is not None:
-            x = self.cross(x, context)
+            x = self.cross(x, context, mask)
         return x
 
 
@@ -134,7 +146,10 @@ class UNetConfig:
     channels: image channels (1 grayscale, 3 RGB); input and output alike.
     image_size: image side in pixels; any size works (odd sides are padded by the strided conv
         and the upsampling matches the skip's size).
-    width: channels at full resolution; level i has width * mults[i].
+    width: channels at full resolution; level i has width * mults[i]. The defaults (16,
+        (1, 2, 4): 0.72 M parameters) keep the full-resolution convolutions, whose backward
+        pass dominates a CPU step, narrow: 2.4x the training throughput of width 32 with
+        mults (1, 2, 2) (1.19 M) on one core.
     mults: width multipliers per level; len(mults) - 1 stride-2 downsamplings.
     blocks: residual blocks per level on the way down (the way up has blocks + 1).
     attention_levels: level indices (0 = full resolution) with self-attention (and
@@ -151,8 +166,8 @@ class UNetConfig:
 
     channels: int = 1
     image_size: int = 28
-    width: int = 32
-    mults: tuple[int, ...] = (1, 2, 2)
+    width: int = 16
+    mults: tuple[int, ...] = (1, 2, 4)
     blocks: int = 1
     attention_levels: tuple[int, ...] = (2,)
     heads: int = 4
@@ -222,6 +237,7 @@ class UNet(nn.Module):
         t: torch.Tensor,
         cond: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the noise.
 
@@ -230,6 +246,7 @@ class UNet(nn.Module):
             t: (B,) timesteps, long or float.
             cond: (B,) long class ids in [0, num_classes]; num_classes (or None) = no class.
             context: (B, L, context_dim) for cross-attention, or None to skip it.
+            context_mask: (B, L) bool, True for real tokens (padding False); None: all real.
 
         Returns:
             (B, C, H, W).
@@ -245,16 +262,16 @@ class UNet(nn.Module):
         hs = [h]
         for i, stages in enumerate(self.down):
             for stage in stages:
-                h = stage(h, emb, context)
+                h = stage(h, emb, context, context_mask)
                 hs.append(h)
             if i < len(self.downsample):
                 h = self.downsample[i](h)  # (B, c, ceil(H / 2), ceil(W / 2))
                 hs.append(h)
         for stage in self.mid:
-            h = stage(h, emb, context)
+            h = stage(h, emb, context, context_mask)
         for i, stages in enumerate(self.up):
             for stage in stages:
-                h = stage(torch.cat([h, hs.pop()], dim=1), emb, context)
+                h = stage(torch.cat([h, hs.pop()], dim=1), emb, context, context_mask)
             if i < len(self.upsample):
                 size = hs[-1].shape[-2:]  # the next skip's size: crops 8 -> 7 where 7 was padded
                 h = self.upsample[i](F.interpolate(h, size=size, mode="nearest"))

@@ -372,6 +372,8 @@ def train(
 
     torch.manual_seed(tcfg.seed)
     model = build_model(config)
+    if checkpoint_dir(run_dir) is None and hasattr(model, "load_frozen"):
+        model.load_frozen(run_dir)  # parts not trained here (a latent model's VAE, captions)
     accelerator = make_accelerator(tcfg.precision, cpu)
     device = accelerator.device
     memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format

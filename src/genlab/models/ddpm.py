@@ -1,0 +1,364 @@
+"""Denoising diffusion models: pixel-space DDPM, latent diffusion and miniature text-to-image.
+
+One family, three settings of `DiffusionConfig`:
+
+- **ddpm** (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"): a UNet eps_theta(x_t, t)
+  learns the noise of the forward process on images scaled to [-1, 1]; optionally
+  class-conditional with label dropout, which makes the same network unconditional for the null
+  class and enables classifier-free guidance (Ho & Salimans 2022).
+- **ldm** (Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models"):
+  the same process in the spatial latent of a genlab VAE run (e.g. 4x7x7 for 28x28 images),
+  z = latent_scale * mu(x) + noise of the posterior, decoded back to pixels after sampling. The
+  frozen VAE is part of the model, so a run samples on its own.
+- **txt2img**: latent diffusion conditioned by cross-attention on the token states of a real
+  pretrained sentence encoder (all-MiniLM-L6-v2, `genlab.text`). Training picks for each image
+  one caption of its class (class names in varied templates); the caption encodings are computed
+  once when the run is created and kept in the model (`caption_states`), so training never runs
+  the text encoder. Prompts at sampling time are encoded on the fly, so wordings never seen in
+  training work as far as the encoder maps them near the training captions.
+
+The process (`genlab.diffusion`) knows nothing of this module: the model hands it
+`eps_model(x_t, t, cond)` for training and `model_fn(x_t, t)` for sampling.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab.data import Batch
+from genlab.diffusion import SAMPLERS, TARGETS, Samples, cfg_model, make_schedule, sample
+from genlab.errors import GenlabError
+from genlab.models.unet import UNet, UNetConfig, drop_labels
+
+FROZEN = "frozen.safetensors"
+"""Parts of a run that are not trained (the VAE, the caption encodings), written at creation."""
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """Attributes:
+    channels, image_size: the images (pixel space), e.g. 1 and 28 for Fashion-MNIST.
+    schedule: noise schedule "cosine" (Nichol & Dhariwal 2021), "linear" or "sigmoid".
+    T: diffusion steps of the forward process.
+    prediction: what the network predicts: "eps", "x0" or "v".
+    min_snr_gamma: Min-SNR-gamma loss weighting (Hang et al. 2023); None for the plain MSE.
+    width, mults, blocks, attention_levels, heads, dropout: the UNet (see `UNetConfig`).
+    num_classes: > 0 for a class-conditional model (ddpm) or the number of caption classes
+        (txt2img); 0 unconditional.
+    label_dropout: probability of training with the null class (or the empty caption), which
+        teaches the unconditional model used by classifier-free guidance.
+    vae: the first stage's VAEConfig as a dict (latent diffusion); None for pixel space.
+    latent_scale: z = latent_scale * (VAE latent), so that z has about unit variance.
+    text_dim: width of the sentence encoder's token states (384 for MiniLM); 0 without text.
+    captions: caption rows per class in `caption_states` (txt2img).
+    caption_length: tokens per stored caption (padded).
+    sampler, steps, eta, guidance: what `sample` does when not told otherwise.
+    clip_x0: clip the predicted x0 to [-1, 1] while sampling (pixel space only).
+    """
+
+    channels: int = 1
+    image_size: int = 28
+    schedule: str = "cosine"
+    T: int = 1000
+    prediction: str = "eps"
+    min_snr_gamma: float | None = None
+    width: int = 16
+    mults: tuple[int, ...] = (1, 2, 4)
+    blocks: int = 1
+    attention_levels: tuple[int, ...] = (2,)
+    heads: int = 4
+    dropout: float = 0.0
+    num_classes: int = 0
+    label_dropout: float = 0.1
+    vae: dict[str, Any] | None = None
+    latent_scale: float = 1.0
+    text_dim: int = 0
+    captions: int = 0
+    caption_length: int = 0
+    sampler: str = "ddim"
+    steps: int = 50
+    eta: float = 0.0
+    guidance: float = 1.0
+    clip_x0: bool = True
+
+
+class Diffusion(nn.Module):
+    """A UNet, its forward process and (for latent diffusion) the frozen VAE around it."""
+
+    def __init__(self, config: DiffusionConfig):
+        super().__init__()
+        if config.prediction not in TARGETS:
+            raise GenlabError(f"prediction must be one of {TARGETS}, got {config.prediction!r}")
+        if config.sampler not in SAMPLERS:
+            raise GenlabError(f"sampler must be one of {SAMPLERS}, got {config.sampler!r}")
+        if not 0.0 <= config.label_dropout <= 1.0:
+            raise GenlabError(f"label_dropout must be in [0, 1], got {config.label_dropout}")
+        if config.text_dim and not (config.num_classes and config.captions):
+            raise GenlabError("a text-conditioned model needs num_classes and captions > 0")
+        self.config = config
+        self.schedule = make_schedule(config.schedule, config.T)
+        self.vae = None
+        shape: tuple[int, ...] = (config.channels, config.image_size, config.image_size)
+        if config.vae is not None:
+            from genlab.models.vae import VAE, VAEConfig
+            from genlab.runs import config_from_dict
+
+            self.vae = VAE(config_from_dict(VAEConfig, config.vae, "the first stage's config"))
+            shape = tuple(self.vae.latent_shape)
+            if len(shape) != 3:
+                raise GenlabError(
+                    "latent diffusion needs a VAE with a spatial latent: train it with "
+                    "`genlab train vae --latent-channels 4`"
+                )
+            self.vae.requires_grad_(False)
+        self.latent_shape = shape
+        text = config.text_dim > 0
+        self.unet = UNet(
+            UNetConfig(
+                channels=shape[0],
+                image_size=shape[1],
+                width=config.width,
+                mults=config.mults,
+                blocks=config.blocks,
+                attention_levels=config.attention_levels,
+                heads=config.heads,
+                dropout=config.dropout,
+                num_classes=0 if text else config.num_classes,
+                context_dim=config.text_dim,
+            )
+        )
+        if text:
+            rows = config.num_classes * config.captions + 1  # the last row: the empty caption
+            L, D = config.caption_length, config.text_dim
+            self.register_buffer("caption_states", torch.zeros(rows, L, D))
+            # float, not bool: the EMA (AveragedModel, use_buffers) interpolates every buffer
+            self.register_buffer("caption_mask", torch.zeros(rows, L))
+
+    # ------------------------------------------------------------------------- frozen parts
+
+    def train(self, mode: bool = True) -> Diffusion:
+        super().train(mode)
+        if self.vae is not None:
+            self.vae.eval()  # the first stage is frozen, in training too
+        return self
+
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        """The entries of the state dict that training never changes."""
+        return {
+            k: v
+            for k, v in self.state_dict().items()
+            if k.startswith("vae.") or k.startswith("caption_")
+        }
+
+    def load_frozen(self, run_dir: str | Path) -> None:
+        """Load the frozen parts written when the run was created (RUN/frozen.safetensors);
+        the training loop calls this before the first step of a new run."""
+        from genlab.runs import load_weights
+
+        if not self.frozen_state():
+            return
+        path = Path(run_dir) / FROZEN
+        state = load_weights(path)
+        missing = sorted(set(self.frozen_state()) - set(state))
+        if missing:
+            raise GenlabError(f"{path}: lacks {missing[:3]}...; recreate the run")
+        self.load_state_dict(state, strict=False)
+
+    # ------------------------------------------------------------------------- spaces
+
+    def to_diffusion_space(self, x: torch.Tensor) -> torch.Tensor:
+        """Images x (B, C, H, W) in [0, 1] -> x0 of the process: 2x - 1, or the scaled latent
+        latent_scale * z with z ~ q(z | x) of the VAE (B, *latent_shape)."""
+        if self.vae is None:
+            return 2.0 * x - 1.0
+        with torch.no_grad():
+            mu, logvar = self.vae.encode_dist(x)
+            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        return self.config.latent_scale * z
+
+    def to_images(self, x0: torch.Tensor) -> torch.Tensor:
+        """Inverse of `to_diffusion_space` (decoding the latent): -> (B, C, H, W) in [0, 1]."""
+        if self.vae is None:
+            return ((x0 + 1.0) / 2.0).clamp(0.0, 1.0)
+        return self.vae.decode(x0 / self.config.latent_scale).clamp(0.0, 1.0)
+
+    # ------------------------------------------------------------------------- training
+
+    def caption_rows(self, y: torch.Tensor, which: torch.Tensor | None = None) -> torch.Tensor:
+        """Row of `caption_states` for class y (B,) and caption index `which` (B,) (random when
+        None, from the global RNG so that exact resume holds)."""
+        M = self.config.captions
+        if which is None:
+            which = torch.randint(0, M, y.shape, device=y.device)
+        return y * M + which
+
+    def context_of_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states (B, L, D) and mask (B, L) bool of caption rows (B,)."""
+        return self.caption_states[rows], self.caption_mask[rows] > 0.5
+
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The denoising loss of `genlab.diffusion.Schedule.training_loss` on one batch."""
+        cfg = self.config
+        x0 = self.to_diffusion_space(batch.x)
+        cond = context = mask = None
+        if cfg.num_classes:
+            if batch.y.min() < 0:
+                raise GenlabError("a conditional diffusion model needs labelled data")
+            null = cfg.num_classes
+            y = drop_labels(batch.y, cfg.label_dropout, null)  # null (K) with p label_dropout
+            if cfg.text_dim:
+                rows = self.caption_rows(y.clamp(max=null - 1))
+                rows = torch.where(y == null, self.caption_states.shape[0] - 1, rows)
+                context, mask = self.context_of_rows(rows)
+            else:
+                cond = y
+
+        def eps_model(x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+            return self.unet(x_t, t, c, context, mask)
+
+        loss = self.schedule.training_loss(
+            eps_model, x0, cond, target=cfg.prediction, min_snr_gamma=cfg.min_snr_gamma
+        )
+        return loss, {}
+
+    # ------------------------------------------------------------------------- sampling
+
+    def model_fn(
+        self,
+        y: torch.Tensor | None = None,
+        guidance: float | None = None,
+        context: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ):
+        """The network as the sampler's `model_fn(x_t, t) -> eps`, with its conditioning.
+
+        Args:
+            y: (B,) class ids; None for unconditional (the null class or the empty caption).
+            guidance: classifier-free guidance weight w: eps_u + w (eps_c - eps_u); 1 is the
+                plain conditional model, 0 the unconditional one.
+            context: (states (B, L, D), mask (B, L)) of a prompt, for text models (overrides y).
+        """
+        cfg = self.config
+        K = cfg.num_classes
+        w = cfg.guidance if guidance is None else guidance
+        if not K:
+            return lambda x_t, t: self.unet(x_t, t)
+        if cfg.text_dim:
+            device = self.caption_states.device
+            null = self.context_of_rows(
+                torch.tensor([self.caption_states.shape[0] - 1], device=device)
+            )
+            if context is None and y is not None:  # each class's first caption
+                context = self.context_of_rows(self.caption_rows(y, torch.zeros_like(y)))
+            cond = context
+
+            def net(x_t: torch.Tensor, t: torch.Tensor, c) -> torch.Tensor:
+                states, mask = c  # batch 1 (a prompt) or B
+                B = len(x_t)
+                return self.unet(x_t, t, None, states.expand(B, -1, -1), mask.expand(B, -1))
+
+        else:
+            cond, null = y, None
+
+            def net(x_t: torch.Tensor, t: torch.Tensor, c) -> torch.Tensor:
+                return self.unet(x_t, t, torch.full_like(t, K) if c is None else c)
+
+        if cond is None:  # unconditional: the null class or the empty caption
+            return lambda x_t, t: net(x_t, t, null)
+        if w == 1.0:
+            return lambda x_t, t: net(x_t, t, cond)
+        return cfg_model(net, cond, null, w)
+
+    def clipped(self, model_fn):
+        """Wrap model_fn so the x0 it implies lies in [-1, 1] (pixel space; "clip_sample")."""
+        schedule, target = self.schedule, self.config.prediction
+
+        def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x0, _ = schedule.to_x0_eps(x_t, t, model_fn(x_t, t), target)
+            x0 = x0.clamp(-1.0, 1.0)
+            if target == "x0":
+                return x0
+            eps = schedule.predict_eps_from_x0(x_t, t, x0)
+            return eps if target == "eps" else schedule.v_target(x0, eps, t)
+
+        return fn
+
+    def sample_process(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        eta: float | None = None,
+        guidance: float | None = None,
+        context: tuple[torch.Tensor, torch.Tensor] | None = None,
+        model_fn=None,
+        n_snapshots: int = 0,
+    ) -> Samples:
+        """Run the reverse process; returns x0 and snapshots in the diffusion space.
+
+        `model_fn` replaces the network's own (e.g. classifier guidance wraps it)."""
+        cfg = self.config
+        device = next(self.unet.parameters()).device
+        if model_fn is None:
+            model_fn = self.model_fn(y, guidance, context)
+        if self.vae is None and cfg.clip_x0:
+            model_fn = self.clipped(model_fn)
+        return sample(
+            self.schedule,
+            model_fn,
+            (n, *self.latent_shape),
+            sampler or cfg.sampler,
+            steps or cfg.steps,
+            cfg.eta if eta is None else eta,
+            generator,
+            prediction_type=cfg.prediction,
+            n_snapshots=n_snapshots,
+            device=device,
+        )
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        y: torch.Tensor | None = None,
+        **options,
+    ) -> torch.Tensor:
+        """n images (n, C, H, W) in [0, 1]. A conditional model with y None draws the classes
+        0, 1, ..., K-1, 0, ... in turn; `options` as in `sample_process`."""
+        K = self.config.num_classes
+        if K and y is None and options.get("context") is None:
+            device = next(self.unet.parameters()).device
+            y = torch.arange(n, device=device) % K
+        return self.to_images(self.sample_process(n, generator=generator, y=y, **options).x0)
+
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A prompt's token states (1, L, D) and mask (1, L) from the sentence encoder."""
+        if not self.config.text_dim:
+            raise GenlabError("this model is not conditioned on text; use --class or no prompt")
+        from genlab.text import load_text_encoder
+
+        device = next(self.unet.parameters()).device
+        states, mask = load_text_encoder().encode([prompt])
+        return states.to(device), mask.to(device)
+
+
+def latent_scale_of(vae, images: torch.Tensor) -> float:
+    """1 / std of the VAE's posterior means over `images` (N, C, H, W) in [0, 1] (Rombach et
+    al. 2022, sec. 4.3.2: the latent is rescaled to unit variance before diffusion)."""
+    with torch.no_grad():
+        mu, _ = vae.encode_dist(images)
+    return 1.0 / max(float(mu.std()), 1e-8)
+
+
+def snr_db(schedule, t: int) -> float:
+    """Signal-to-noise ratio of x_t in decibels (for picture captions)."""
+    return 10.0 * math.log10(float(schedule.snr(t)))
