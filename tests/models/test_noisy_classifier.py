@@ -80,17 +80,17 @@ def test_trains_on_noisy_images_and_accuracy_falls_with_t(fmnist_dir):
     train = load_fashion_mnist("train", str(fmnist_dir))
     test = load_fashion_mnist("test", str(fmnist_dir))
     model = make()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     torch.manual_seed(0)
-    for _ in range(120):
+    for _ in range(80):
         loss, logs = model.loss(train.batch(torch.randint(0, len(train), (64,))))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     assert torch.isfinite(loss) and not logs["acc"].requires_grad
-    acc = evaluate_noisy_accuracy(model, test, (0, 800, 999))
-    assert acc[0] > 0.6  # chance is 0.1
-    assert acc[800] < acc[0] - 0.15  # alpha_bar_800 is about 0.09 on the cosine schedule
+    acc = evaluate_noisy_accuracy(model, test, (0, 900, 999))
+    assert acc[0] > 0.5  # chance is 0.1; 0.7-0.9 over seeds
+    assert acc[900] < acc[0] - 0.2  # alpha_bar_900 is about 0.024 on the cosine schedule
     assert acc[999] < 0.25  # x_{T-1} is (nearly) pure noise
 
 

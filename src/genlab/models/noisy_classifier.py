@@ -22,6 +22,7 @@ class-conditional q(x_t | y). genlab's samplers (DDPM, DDIM, DPM-Solver++) all c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -185,7 +186,7 @@ def classifier_guidance(
 def evaluate_noisy_accuracy(
     classifier: NoisyClassifier,
     data: ImageData,
-    t_values: tuple[int, ...] | list[int],
+    t_values: Sequence[int],
     batch_size: int = 512,
     seed: int = 0,
 ) -> dict[int, float]:
