@@ -39,6 +39,10 @@ class Family(str, Enum):
     gan = "gan"
     cgan = "cgan"  # a GAN conditioned on the data's classes (run family "gan")
     cyclegan = "cyclegan"  # unpaired translation between two domains
+    ddpm = "ddpm"  # diffusion in pixel space
+    ldm = "ldm"  # diffusion in a VAE's spatial latent
+    txt2img = "txt2img"  # latent diffusion conditioned on a sentence encoder
+    noisy_classifier = "noisy-classifier"  # p(y | x_t, t) for classifier guidance
 
 
 class Likelihood(str, Enum):
@@ -50,6 +54,8 @@ class Method(str, Enum):
     slerp = "slerp"
     lerp = "lerp"
 
+
+DIFFUSION = ("ddpm", "ldm", "txt2img")
 
 RunArg = Annotated[Path, typer.Argument(help="A run directory written by `genlab train`.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="The PNG file to write.")]
@@ -207,11 +213,36 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
     latent_dim: Annotated[int | None, typer.Option(help="Size of the latent vector z.")] = None,
+    latent_channels: Annotated[
+        int | None,
+        typer.Option(
+            help="VAE: a spatial latent of this many channels (e.g. 4 -> 4x7x7 at 28 px) for "
+            "latent diffusion."
+        ),
+    ] = None,
     beta: Annotated[float, typer.Option(help="Weight of the KL term (beta-VAE).")] = 1.0,
     likelihood: Annotated[Likelihood, typer.Option(help="Decoder likelihood.")] = (
         Likelihood.bernoulli
     ),
-    conditional: Annotated[bool, typer.Option(help="Conditional VAE: P(x | class).")] = False,
+    conditional: Annotated[
+        bool, typer.Option(help="Conditional VAE or ddpm/ldm: P(x | class).")
+    ] = False,
+    vae: Annotated[
+        Path | None, typer.Option(help="ldm/txt2img: the VAE run whose latent to diffuse in.")
+    ] = None,
+    width: Annotated[
+        int | None, typer.Option(help="Diffusion: UNet width (16 pixel, 32 latent).")
+    ] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(help="Diffusion: noise schedule cosine (default), linear, sigmoid."),
+    ] = None,
+    prediction: Annotated[
+        str | None, typer.Option(help="Diffusion: the network predicts eps (default), x0 or v.")
+    ] = None,
+    label_dropout: Annotated[
+        float | None, typer.Option(help="Diffusion: P(null class) in training, for CFG (0.1).")
+    ] = None,
     loss: Annotated[
         str | None, typer.Option(help="GAN loss: minimax, ns (default), hinge or wgan-gp.")
     ] = None,
@@ -267,8 +298,12 @@ def train(
         if family is None or out is None:
             raise GenlabError("give a family and --out, e.g. `genlab train vae --out runs/vae`")
         create, domains = _create, (data_a, data_b, class_a, class_b)
+        given = {p for p in ctx.params if ctx.get_parameter_source(p).name != "DEFAULT"}
+        if family.value in DIFFUSION:
+            from genlab.training.diffusion import DIFFUSION_TRAIN
+
+            lr = lr if "lr" in given else DIFFUSION_TRAIN["lr"]
         if family == Family.cyclegan:
-            given = {p for p in ctx.params if ctx.get_parameter_source(p).name != "DEFAULT"}
             create = partial(_create_cyclegan, domains, lambda_cycle, lambda_identity, given)
             # cyclegan's own defaults where the user gave none: the paper's lr, no EMA
             lr = lr if "lr" in given else 2e-4
@@ -291,9 +326,21 @@ def train(
             batch_size=batch_size,
             lr=lr,
             latent_dim=latent_dim,
+            latent_channels=latent_channels,
             beta=beta,
             likelihood=likelihood,
             conditional=conditional,
+            vae=vae,
+            diffusion={
+                k: v
+                for k, v in dict(
+                    width=width,
+                    schedule=schedule,
+                    prediction=prediction,
+                    label_dropout=label_dropout,
+                ).items()
+                if v is not None
+            },  # fmt: skip
             loss=loss,
             n_critic=n_critic,
             lr_d=lr_d,
@@ -337,9 +384,12 @@ def _create(
     batch_size: int = 128,
     lr: float = 2e-3,
     latent_dim: int | None = None,
+    latent_channels: int | None = None,
     beta: float = 1.0,
     likelihood: Likelihood = Likelihood.bernoulli,
     conditional: bool = False,
+    vae: Path | None = None,
+    diffusion: dict | None = None,
     loss: str | None = None,
     n_critic: int | None = None,
     lr_d: float | None = None,
@@ -372,6 +422,30 @@ def _create(
     if epochs is not None:
         steps = int(epochs * (len(train_data) // batch_size))
         max_steps = min(max_steps, steps) if max_steps is not None else max(steps, 1)
+    if family.value not in DIFFUSION and (vae is not None or diffusion):
+        raise GenlabError(
+            "--vae, --width, --schedule, --prediction and --label-dropout are options of "
+            "ddpm, ldm and txt2img"
+        )
+    if family.value in DIFFUSION:
+        from genlab.training.diffusion import DIFFUSION_TRAIN, create_diffusion_run
+
+        tcfg = TrainConfig(
+            batch_size=batch_size,
+            lr=lr,
+            warmup_steps=DIFFUSION_TRAIN["warmup_steps"],
+            max_steps=max_steps,
+            max_minutes=max_minutes,
+            ema_decay=ema or None,
+            precision=precision,
+            sample_every=sample_every,
+            checkpoint_every=checkpoint_every,
+            seed=seed,
+        )
+        return create_diffusion_run(
+            out, family.value, spec, train_data, tcfg,
+            conditional=conditional, vae_run=vae, overrides=diffusion,
+        )  # fmt: skip
 
     gan = family in (Family.gan, Family.cgan)
     name = "gan" if gan else family.value
@@ -381,13 +455,17 @@ def _create(
     overrides = {"channels": c, "image_size": h}
     if latent_dim is not None:
         overrides["latent_dim"] = latent_dim
+    if latent_channels is not None:
+        if family != Family.vae:
+            raise GenlabError("--latent-channels is an option of vae (a spatial latent)")
+        overrides["latent_channels"] = latent_channels
     if family == Family.vae:
         overrides.update(beta=beta, likelihood=likelihood.value)
         if conditional:
             if not train_data.class_names:
                 raise GenlabError("--conditional needs labelled data (class sub-folders)")
             overrides["num_classes"] = len(train_data.class_names)
-    if family == Family.classifier:
+    if family in (Family.classifier, Family.noisy_classifier):
         if len(train_data.class_names) < 2:
             raise GenlabError("a classifier needs labelled data: an image folder of class folders")
         overrides["num_classes"] = len(train_data.class_names)
@@ -518,6 +596,114 @@ def _create_cyclegan(
 # ----------------------------------------------------------------------------- pictures
 
 
+SamplerOpt = Annotated[
+    str | None, typer.Option(help="Diffusion: ddpm (all T steps), ddim or dpm (DPM-Solver++ 2M).")
+]
+StepsOpt = Annotated[int | None, typer.Option(help="Diffusion: steps of ddim/dpm (50).")]
+EtaOpt = Annotated[float | None, typer.Option(help="Diffusion: DDIM eta (0 deterministic).")]
+GuidanceOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Diffusion: classifier-free guidance weight w (1 = none, 0 = unconditional)."
+    ),
+]
+ClassifierOpt = Annotated[
+    Path | None, typer.Option(help="Diffusion: a noisy-classifier run for classifier guidance.")
+]
+ClassifierScaleOpt = Annotated[
+    float, typer.Option(help="Diffusion: classifier guidance scale s (with --classifier).")
+]
+PromptOpt = Annotated[str | None, typer.Option(help="txt2img: the prompt.")]
+SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm": "dpmpp_2m", "dpmpp_2m": "dpmpp_2m"}
+
+
+def _sampling_options(
+    model,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    guidance: float | None = None,
+    classifier: Path | None = None,
+    classifier_scale: float = 1.0,
+) -> dict:
+    """Diffusion sampling options as `Diffusion.sample` keywords; refused for other models."""
+    given = (sampler, steps, eta, guidance, classifier)
+    if given == (None,) * 5:
+        return {}
+    from genlab.models.ddpm import Diffusion
+
+    if not isinstance(model, Diffusion):
+        raise GenlabError(
+            "--sampler, --steps, --eta, --guidance and --classifier are options of diffusion runs"
+        )
+    options: dict = {}
+    if sampler is not None:
+        if sampler not in SAMPLER_NAMES:
+            raise GenlabError(f"--sampler {sampler}: use ddpm, ddim or dpm")
+        options["sampler"] = SAMPLER_NAMES[sampler]
+    if steps is not None:
+        if not 1 <= steps <= model.config.T:
+            raise GenlabError(f"--steps {steps}: use 1 to {model.config.T}")
+        options["steps"] = steps
+    if eta is not None:
+        options["eta"] = eta
+    if guidance is not None:
+        if not model.config.num_classes:
+            raise GenlabError("--guidance needs a conditional model (ddpm/ldm --conditional)")
+        options["guidance"] = guidance
+    if classifier is not None:
+        from genlab.models.noisy_classifier import NoisyClassifier
+        from genlab.runs import read_config
+
+        if read_config(classifier)["family"] != "noisy-classifier":
+            raise GenlabError(
+                f"--classifier {classifier}: not a noisy-classifier run; train one with "
+                "`genlab train noisy-classifier --out RUN`"
+            )
+        clf = _load(classifier)
+        assert isinstance(clf, NoisyClassifier)
+        options.update(classifier=clf, classifier_scale=classifier_scale)
+    return options
+
+
+def _prompt_context(model, run: Path, prompt: str):
+    """A prompt's (token states, mask) for a txt2img run, with a one-line error otherwise."""
+    if not getattr(model.config, "text_dim", 0):
+        raise GenlabError(f"{run}: not a text-to-image run; --prompt needs `genlab train txt2img`")
+    if not prompt.strip():
+        raise GenlabError("the prompt is empty; describe a garment, e.g. 'a pair of ankle boots'")
+    return model.encode_prompt(prompt)
+
+
+def _diffusion_model(run: Path):
+    from genlab.models.ddpm import Diffusion
+
+    model = _load(run)
+    if not isinstance(model, Diffusion):
+        raise GenlabError(f"{run}: not a diffusion run (ddpm, ldm or txt2img)")
+    return model
+
+
+def _class_ids(run: Path, model, class_: str | None, n: int):
+    """(n,) class ids for --class NAME (every class in turn when None) or None if unconditional."""
+    import torch
+
+    K = model.config.num_classes
+    if not K:
+        if class_ is not None:
+            raise GenlabError(f"{run}: --class needs a conditional model")
+        return None
+    if class_ is None:
+        return torch.arange(n) % K
+    from genlab.runs import read_config
+
+    names = read_config(run).get("class_names", [])
+    lowered = [c.lower() for c in names]
+    if class_.lower() not in lowered:
+        raise GenlabError(f"unknown class {class_!r}; classes: {', '.join(names)}")
+    return torch.full((n,), lowered.index(class_.lower()), dtype=torch.long)
+
+
 @app.command()
 def sample(
     run: RunArg,
@@ -527,8 +713,18 @@ def sample(
     class_: Annotated[
         str | None, typer.Option("--class", help="Class name (conditional models).")
     ] = None,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+    eta: EtaOpt = None,
+    guidance: GuidanceOpt = None,
+    classifier: ClassifierOpt = None,
+    classifier_scale: ClassifierScaleOpt = 1.0,
+    prompt: PromptOpt = None,
 ) -> None:
-    """Draw n samples from a trained model into a grid PNG."""
+    """Draw n samples from a trained model into a grid PNG.
+
+    Diffusion runs take a sampler (ddpm, ddim, dpm), steps, classifier-free --guidance, a
+    noisy-classifier run for classifier guidance, and (txt2img) a --prompt."""
     import torch
 
     from genlab.images import BORDER, make_grid, save_png
@@ -552,11 +748,179 @@ def sample(
         if class_.lower() not in lowered:
             raise GenlabError(f"unknown class {class_!r}; classes: {', '.join(names)}")
         kwargs["y"] = torch.full((n,), lowered.index(class_.lower()), dtype=torch.long)
+    kwargs.update(
+        _sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
+    )
+    if prompt is not None:
+        kwargs["context"] = _prompt_context(model, run, prompt)
     with torch.inference_mode():
         x = model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
     grid_meta = {"grid_tile": str(x.shape[-1]), "grid_padding": str(BORDER)}
     save_png(out, make_grid(x), {**_meta(run, seed), **grid_meta})
     _echo(f"wrote {out}")
+
+
+@app.command()
+def forward(
+    run: RunArg,
+    out: OutOpt = Path("forward.png"),
+    n: Annotated[int, typer.Option(help="Rows: test images, one per class in turn.")] = 4,
+    columns: Annotated[int, typer.Option(help="Noise levels from t=0 to T-1.")] = 10,
+    seed: SeedOpt = 0,
+) -> None:
+    """The forward process as a strip: test images noised from t=0 (clean) to T-1 (noise)."""
+    import torch
+
+    from genlab.diffusion_pictures import forward_strip, strip_timesteps
+    from genlab.images import make_grid, save_png
+
+    model = _diffusion_model(run)
+    test = _test_data(run)
+    index = _one_per_class(test.labels, n)
+    ts = strip_timesteps(model.config.T, columns)
+    g = torch.Generator().manual_seed(seed)
+    x = forward_strip(model, test.images[index].float() / 255.0, ts, g)
+    meta = {**_meta(run, seed), "timesteps": " ".join(map(str, ts))}
+    save_png(out, make_grid(x, nrow=columns), meta)
+    _echo(f"wrote {out} (t = {', '.join(map(str, ts))})")
+
+
+def _one_per_class(labels, n: int):
+    """Indices of n images, the classes in turn (the first image of each)."""
+    import torch
+
+    if labels.min() < 0:
+        return torch.arange(n)
+    firsts = [int((labels == k).nonzero()[0]) for k in labels.unique().tolist()]
+    return torch.tensor([firsts[i % len(firsts)] for i in range(n)])
+
+
+@app.command()
+def denoise(
+    run: RunArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The GIF to write.")] = Path(
+        "denoise.gif"
+    ),
+    strip: Annotated[
+        Path | None, typer.Option(help="Also a PNG strip: rows = samples, columns = steps.")
+    ] = None,
+    n: Annotated[int, typer.Option(help="Samples in each frame.")] = 16,
+    frames: Annotated[int, typer.Option(help="Frames from x_T to x_0.")] = 20,
+    rows: Annotated[int, typer.Option(help="Samples in the strip.")] = 4,
+    seed: SeedOpt = 0,
+    class_: Annotated[str | None, typer.Option("--class", help="Class (conditional).")] = None,
+    prompt: PromptOpt = None,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+    guidance: GuidanceOpt = None,
+) -> None:
+    """The reverse process: n samples from pure noise to images, as an animated GIF."""
+    import torch
+
+    from genlab.diffusion_pictures import reverse_frames, strip_of_frames
+    from genlab.images import make_grid, save_gif, save_png
+
+    model = _diffusion_model(run)
+    options = _sampling_options(model, sampler, steps, None, guidance)
+    y = _class_ids(run, model, class_, n) if prompt is None else None
+    context = _prompt_context(model, run, prompt) if prompt is not None else None
+    g = torch.Generator().manual_seed(seed)
+    pictures, ts = reverse_frames(model, n, frames, g, y=y, context=context, **options)
+    gif = [make_grid(p) for p in pictures] + [make_grid(pictures[-1])] * 10  # hold the end
+    save_gif(out, gif, duration_ms=120)
+    _echo(f"wrote {out} ({len(pictures)} frames, t = {ts[0]} ... {ts[-1]})")
+    if strip is not None:
+        x = strip_of_frames(pictures, min(rows, n))
+        save_png(strip, make_grid(x, nrow=len(pictures)), _meta(run, seed))
+        _echo(f"wrote {strip}")
+
+
+@app.command()
+def guidance(
+    run: RunArg,
+    out: OutOpt = Path("guidance.png"),
+    scales: Annotated[
+        str, typer.Option(help="Comma-separated guidance weights, one row each.")
+    ] = "0,1,2,3,5",
+    columns: Annotated[int, typer.Option(help="Samples per row (classes in turn).")] = 10,
+    class_: Annotated[str | None, typer.Option("--class", help="One class for all.")] = None,
+    prompt: PromptOpt = None,
+    classifier: ClassifierOpt = None,
+    seed: SeedOpt = 0,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+) -> None:
+    """A grid sweeping the guidance scale: one row per scale, the same noise in every row.
+
+    Classifier-free guidance by default; with --classifier the scales are classifier scales."""
+    from genlab.diffusion_pictures import guidance_sweep
+    from genlab.images import make_grid, save_png
+
+    model = _diffusion_model(run)
+    try:
+        ws = [float(v) for v in scales.split(",") if v.strip()]
+    except ValueError:
+        raise GenlabError(f"--scales {scales!r}: give numbers separated by commas") from None
+    if not ws:
+        raise GenlabError("--scales is empty")
+    if classifier is None and not model.config.num_classes:
+        raise GenlabError(
+            f"{run}: unconditional; guide it with --classifier RUN (a noisy-classifier run) "
+            "or train with --conditional"
+        )
+    options = _sampling_options(model, sampler, steps)
+    y = _class_ids(run, model, class_, columns) if prompt is None else None
+    context = _prompt_context(model, run, prompt) if prompt is not None else None
+    if classifier is not None:
+        clf = _sampling_options(model, classifier=classifier)["classifier"]
+        if y is None:
+            y = _class_ids(run, model, class_, columns)
+        if y is None:  # an unconditional model: the classifier's classes in turn
+            import torch
+
+            y = torch.arange(columns) % clf.config.num_classes
+        fns = [
+            model.classifier_guided(model.model_fn(), clf, y, columns, w) for w in ws
+        ]  # fmt: skip
+        x = guidance_sweep(model, ws, columns, seed, model_fns=fns, **options)
+    else:
+        x = guidance_sweep(model, ws, columns, seed, y=y, context=context, **options)
+    meta = {**_meta(run, seed), "scales": ",".join(map(str, ws))}
+    save_png(out, make_grid(x, nrow=columns), meta)
+    _echo(f"wrote {out} (rows: w = {', '.join(map(str, ws))})")
+
+
+@app.command()
+def txt2img(
+    run: RunArg,
+    prompt: Annotated[str, typer.Argument(help='What to draw, e.g. "a pair of ankle boots".')],
+    out: OutOpt = Path("txt2img.png"),
+    n: Annotated[int, typer.Option(help="Number of images.")] = 16,
+    seed: SeedOpt = 0,
+    guidance: GuidanceOpt = None,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+) -> None:
+    """Draw n images for a prompt with a txt2img run (classifier-free guidance, default w=3)."""
+    import torch
+
+    from genlab.images import BORDER, make_grid, save_png
+
+    model = _diffusion_model(run)
+    context = _prompt_context(model, run, prompt)
+    options = _sampling_options(model, sampler, steps, None, guidance)
+    options.setdefault("guidance", TXT2IMG_GUIDANCE)
+    with torch.inference_mode():
+        x = model.sample(
+            n, generator=torch.Generator().manual_seed(seed), context=context, **options
+        )
+    meta = {**_meta(run, seed), "prompt": prompt, "guidance": str(options["guidance"])}
+    meta.update(grid_tile=str(x.shape[-1]), grid_padding=str(BORDER))
+    save_png(out, make_grid(x), meta)
+    _echo(f"wrote {out}")
+
+
+TXT2IMG_GUIDANCE = 3.0
 
 
 @app.command()
@@ -1050,21 +1414,45 @@ def eval_(
         bool, typer.Option(help="Score the floor and ceilings too (cached after the first time).")
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+    eta: EtaOpt = None,
+    guidance: GuidanceOpt = None,
+    classifier: ClassifierOpt = None,
+    classifier_scale: ClassifierScaleOpt = 1.0,
 ) -> None:
-    """Score a run's samples (or --images) with every metric, next to real-data references."""
-    from genlab.evaluation.evaluate import EvalConfig, evaluate_images, evaluate_run, record_path
+    """Score a run's samples (or --images) with every metric, next to real-data references.
+
+    Diffusion runs take the sampling options of `genlab sample`; the record's file name then
+    names them (RUN/eval/eval-n<n>-seed<s>-sampler_ddim-steps_10.json)."""
+    from genlab.evaluation.evaluate import (
+        EvalConfig,
+        evaluate_images,
+        evaluate_run,
+        record_path,
+        sampling_tag,
+    )
     from genlab.evaluation.report import eval_table
     from genlab.runs import write_json
 
     if (run is None) == (images is None):
         raise GenlabError("give a run directory or --images DIR_OR_GRID (one of them)")
     config = EvalConfig(n=n, seed=seed, references=references)
+    given = (sampler, steps, eta, guidance, classifier)
     if run is not None:
+        options = _sampling_options(_load(run), *given, classifier_scale)
+        described = {
+            k: str(v) for k, v in zip(("sampler", "steps", "eta", "w", "classifier"), given,
+                                      strict=True) if v is not None
+        }  # fmt: skip
+        if classifier is not None:
+            described["classifier"] = Path(classifier).name
+            described["s"] = str(classifier_scale)
         record = evaluate_run(
             run, config, features_run=features, inception_weights=inception_weights,
-            progress=progress,
+            progress=progress, sample_options=options, described=described,
         )  # fmt: skip
-        where = record_path(run, config)
+        where = record_path(run, config, sampling_tag(described))
     else:
         record = evaluate_images(
             images, config, data=data, data_dir=data_dir, size=size, channels=channels,

@@ -94,6 +94,8 @@ class Samples(NamedTuple):
 
     x0: torch.Tensor
     snapshots: list[Snapshot]
+    x_T: torch.Tensor | None = None
+    """The starting noise."""
 
 
 class DPMState(NamedTuple):
@@ -397,7 +399,7 @@ def sample(
         timesteps = dpm_timesteps(T, steps)
     n = len(timesteps)
     keep = {round(i * (n - 1) / max(n_snapshots - 1, 1)) for i in range(n_snapshots)}
-    x = torch.randn(shape, generator=generator, dtype=dtype, device=device)  # x_T
+    x = x_T = torch.randn(shape, generator=generator, dtype=dtype, device=device)
     state: DPMState | None = None
     snapshots: list[Snapshot] = []
     for i, t in enumerate(timesteps):
@@ -411,4 +413,4 @@ def sample(
             x, state = schedule.dpmpp_2m_step(x, t, t_prev, out, state, prediction_type)
         if i in keep:
             snapshots.append(Snapshot(t_prev, x))
-    return Samples(x, snapshots)
+    return Samples(x, snapshots, x_T)

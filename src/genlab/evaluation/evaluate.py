@@ -113,11 +113,13 @@ def generate(
     seed: int = 0,
     batch_size: int = 500,
     progress: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Draw n samples from any genlab model with `sample(n, generator=, y=)`.
 
     A class-conditional model (config.num_classes > 0) is asked for the classes 0, 1, ..., K-1
-    in turn, so every class gets n / K samples.
+    in turn, so every class gets n / K samples. `options` go to `sample` (a diffusion model's
+    sampler, steps, guidance...).
 
     Returns:
         images (n, C, H, W) uint8, and the requested classes (n,) or None.
@@ -136,7 +138,7 @@ def generate(
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
             y = None if requested is None else requested[start : start + m]
-            x = model.sample(m, generator=g, y=y)  # (m, C, H, W) in [0, 1]
+            x = model.sample(m, generator=g, y=y, **(options or {}))  # (m, C, H, W) in [0, 1]
             parts.append(to_uint8(x))
             bar.update(m)
     return torch.cat(parts), requested
@@ -471,9 +473,19 @@ def run_step(run: Path) -> int | None:
     return json.loads((where / "trainer.json").read_text()).get("step")
 
 
-def record_path(run: Path, config: EvalConfig) -> Path:
-    """Where `evaluate_run` keeps its record inside the run directory."""
-    return Path(run) / "eval" / f"eval-n{config.n}-seed{config.seed}.json"
+def record_path(run: Path, config: EvalConfig, tag: str = "") -> Path:
+    """Where `evaluate_run` keeps its record inside the run directory; `tag` names non-default
+    sampling options (e.g. "ddim10-w3")."""
+    suffix = f"-{tag}" if tag else ""
+    return Path(run) / "eval" / f"eval-n{config.n}-seed{config.seed}{suffix}.json"
+
+
+def sampling_tag(described: dict[str, Any] | None) -> str:
+    """A file-name tag for sampling options, e.g. {"sampler": "ddim", "steps": 10} ->
+    "sampler_ddim-steps_10"."""
+    if not described:
+        return ""
+    return "-".join(f"{k}_{v}" for k, v in described.items()).replace("/", "_")
 
 
 def _data_and_networks(
@@ -520,6 +532,8 @@ def evaluate_run(
     inception_weights: Path | None = None,
     progress: bool = False,
     evaluators: dict[tuple[str, ...], Evaluator] | None = None,
+    sample_options: dict[str, Any] | None = None,
+    described: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate `config.n` samples from a run and evaluate them (see `Evaluator.evaluate`).
 
@@ -548,7 +562,12 @@ def evaluate_run(
             evaluators[key] = evaluator
     t = time.perf_counter()
     images, requested = generate(
-        model, config.n, seed=config.seed, batch_size=config.batch_size, progress=progress
+        model,
+        config.n,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        progress=progress,
+        options=sample_options,
     )
     seconds = {"generate": time.perf_counter() - t}
     source = {
@@ -558,9 +577,12 @@ def evaluate_run(
         "step": run_step(run),
         "data": asdict(spec),
     }
+    if described:
+        source["sampling"] = described
     record = evaluator.evaluate(images, requested, source=source, seconds=seconds)
-    out = record_path(run, config)
-    grid = out.parent / f"samples-seed{config.seed}.png"
+    tag = sampling_tag(described)
+    out = record_path(run, config, tag)
+    grid = out.parent / f"samples-seed{config.seed}{'-' + tag if tag else ''}.png"
     tile = images.shape[-1]
     save_png(
         grid,

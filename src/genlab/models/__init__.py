@@ -14,6 +14,7 @@ from genlab.models.classifier import Classifier, ClassifierConfig
 from genlab.models.cyclegan import CycleGAN, CycleGANConfig
 from genlab.models.ddpm import Diffusion, DiffusionConfig
 from genlab.models.gan import GAN, GANConfig
+from genlab.models.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from genlab.models.vae import VAE, VAEConfig
 
 FAMILIES = {
@@ -26,4 +27,5 @@ FAMILIES = {
     "ddpm": (DiffusionConfig, Diffusion),
     "ldm": (DiffusionConfig, Diffusion),
     "txt2img": (DiffusionConfig, Diffusion),
+    "noisy-classifier": (NoisyClassifierConfig, NoisyClassifier),
 }

@@ -299,16 +299,25 @@ class Diffusion(nn.Module):
         eta: float | None = None,
         guidance: float | None = None,
         context: tuple[torch.Tensor, torch.Tensor] | None = None,
+        classifier: nn.Module | None = None,
+        classifier_scale: float = 1.0,
         model_fn=None,
         n_snapshots: int = 0,
     ) -> Samples:
         """Run the reverse process; returns x0 and snapshots in the diffusion space.
 
-        `model_fn` replaces the network's own (e.g. classifier guidance wraps it)."""
+        Args:
+            classifier: a noise-aware classifier p(y | x_t, t) (`genlab.models.noisy_classifier`)
+                on this model's diffusion space and schedule: classifier guidance towards y
+                with `classifier_scale` (Dhariwal & Nichol 2021), on top of any CFG.
+            model_fn: replaces the network's own (x_t, t) -> prediction entirely.
+        """
         cfg = self.config
         device = next(self.unet.parameters()).device
         if model_fn is None:
             model_fn = self.model_fn(y, guidance, context)
+            if classifier is not None:
+                model_fn = self.classifier_guided(model_fn, classifier, y, n, classifier_scale)
         if self.vae is None and cfg.clip_x0:
             model_fn = self.clipped(model_fn)
         return sample(
@@ -323,6 +332,28 @@ class Diffusion(nn.Module):
             n_snapshots=n_snapshots,
             device=device,
         )
+
+    def classifier_guided(self, model_fn, classifier, y, n: int, scale: float):
+        """model_fn with classifier guidance towards y (n,) (classes in turn when None)."""
+        from genlab.models.noisy_classifier import classifier_guidance
+
+        if self.config.prediction != "eps":
+            raise GenlabError("classifier guidance needs an eps-prediction model")
+        ccfg = classifier.config
+        if (ccfg.channels, ccfg.image_size, ccfg.image_size) != tuple(self.latent_shape):
+            raise GenlabError(
+                f"the classifier reads {ccfg.channels}x{ccfg.image_size}x{ccfg.image_size}, "
+                f"this model diffuses {'x'.join(map(str, self.latent_shape))}: train the "
+                "noisy classifier on the same data and space"
+            )
+        if (ccfg.schedule, ccfg.T) != (self.config.schedule, self.config.T):
+            raise GenlabError(
+                f"the classifier was trained on the {ccfg.schedule} schedule with T={ccfg.T}, "
+                f"this model uses {self.config.schedule} with T={self.config.T}"
+            )
+        if y is None:
+            y = torch.arange(n, device=next(self.unet.parameters()).device) % ccfg.num_classes
+        return classifier_guidance(model_fn, classifier, y, scale, self.schedule)
 
     def sample(
         self,
