@@ -382,12 +382,14 @@ class Diffusion(nn.Module):
         return states.to(device), mask.to(device)
 
 
-def latent_scale_of(vae, images: torch.Tensor) -> float:
-    """1 / std of the VAE's posterior means over `images` (N, C, H, W) in [0, 1] (Rombach et
-    al. 2022, sec. 4.3.2: the latent is rescaled to unit variance before diffusion)."""
+def latent_scale_of(vae, images: torch.Tensor, seed: int = 0) -> float:
+    """1 / std of latents z ~ q(z | x) over `images` (N, C, H, W) in [0, 1] (Rombach et al.
+    2022, sec. 4.3.2: the latent is rescaled to unit variance before diffusion)."""
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        mu, _ = vae.encode_dist(images)
-    return 1.0 / max(float(mu.std()), 1e-8)
+        mu, logvar = vae.encode_dist(images)
+        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
+    return 1.0 / max(float(z.std()), 1e-8)
 
 
 def snr_db(schedule, t: int) -> float:
