@@ -248,3 +248,32 @@ def test_classifier_guidance_from_the_cli(fmnist_dir, tmp_path, capsys):
     assert "--classifier" in one_line_error(capsys)
     assert main(["sample", str(ddpm), "--classifier", str(ddpm), "--out", str(out)]) == 2
     assert "noisy-classifier" in one_line_error(capsys)
+
+
+# ----------------------------------------------------------------------------- text to image
+
+
+def test_txt2img_trains_on_captions_and_draws_any_prompt(fmnist_dir, vae_run, tmp_path, capsys):
+    from genlab.text import captions
+
+    out = tmp_path / "t2i"
+    args = ["train", "txt2img", "--vae", str(vae_run), "--data-dir", str(fmnist_dir)]
+    assert main([*args, "--out", str(out), "--max-steps", "2", *TRAIN]) == 0
+    config = json.loads((out / "config.json").read_text())
+    names = config["class_names"]
+    assert config["captions"][names.index("Bag")][0] in captions(names)[names.index("Bag")]
+    model = genlab.load(out)
+    K, M = model.config.num_classes, model.config.captions
+    assert model.caption_states.shape[:2] == (K * M + 1, model.config.caption_length)
+    assert model.caption_mask[-1].sum() == 2  # the empty caption: [CLS] [SEP]
+    png = tmp_path / "boots.png"
+    assert main(["txt2img", str(out), "boots for the ankle", "--n", "2", "--steps", "2",
+                 "--out", str(png)]) == 0  # fmt: skip
+    with Image.open(png) as im:
+        assert im.text["prompt"] == "boots for the ankle"
+    capsys.readouterr()
+    assert main(["txt2img", str(out), "  ", "--out", str(png)]) == 2
+    assert "empty" in one_line_error(capsys)
+    assert main(["train", "txt2img", "--data-dir", str(fmnist_dir), "--out", str(tmp_path / "x"),
+                 "--max-steps", "1", *TRAIN]) == 2  # fmt: skip
+    assert "--vae" in one_line_error(capsys)
