@@ -1309,10 +1309,17 @@ def demo(
     gan_minutes: Annotated[
         float, typer.Option(help="Training budget of the demo's GAN (0 skips the GAN section).")
     ] = 3.0,
+    diffusion_minutes: Annotated[
+        float,
+        typer.Option(
+            help="Budget of each diffusion run: the first-stage VAE, a latent diffusion model "
+            "and a text-to-image model (0 skips the diffusion section)."
+        ),
+    ] = 3.0,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Train a VAE and a GAN on Fashion-MNIST for a few minutes each, write every picture,
-    evaluate the VAE, and write index.html."""
+    """Train a VAE, a GAN and latent diffusion models on Fashion-MNIST for a few minutes each,
+    write every picture, evaluate the VAE, and write index.html."""
     import time
 
     from genlab.demo import GAN_SECTIONS, SECTIONS, write_index
@@ -1346,12 +1353,63 @@ def demo(
         plot(gan_run, out / "gan_curves.png")
         gan_gradients([gan_run], out / "gan_gradients.png")
         sections += GAN_SECTIONS
+    if diffusion_minutes:
+        sections += _demo_diffusion(out, diffusion_minutes, data_dir, retrain, progress)
     index = write_index(out, run, sections, seconds=time.perf_counter() - t0, evaluation=table)
     _echo(f"demo ready: open {index}")
 
 
+def _demo_diffusion(
+    out: Path, minutes: float, data_dir: Path | None, retrain: bool, progress: bool
+) -> list[tuple[str, str, str, str]]:
+    """The demo's diffusion section: a spatial VAE, a class-conditional latent diffusion model
+    and a text-to-image model, `minutes` each, and their pictures."""
+    from genlab.demo import DIFFUSION_SECTIONS
+    from genlab.training.diffusion import DIFFUSION_TRAIN
+
+    first, ldm, t2i = out / "vae-4x7x7", out / "ldm-run", out / "txt2img-run"
+    lr = DIFFUSION_TRAIN["lr"]
+    _demo_run(first, Family.vae, minutes, data_dir, retrain, progress, **DEMO_FIRST_STAGE)
+    retrain = retrain or _stale(ldm, first) or _stale(t2i, first)
+    _demo_run(ldm, Family.ldm, minutes, data_dir, retrain, progress, vae=first, lr=lr,
+              conditional=True)  # fmt: skip
+    _demo_run(t2i, Family.txt2img, minutes, data_dir, retrain, progress, vae=first, lr=lr)
+    none = {"class_": None, "prompt": None, "sampler": None, "steps": None, "guidance": None}
+    forward(ldm, out=out / "ldm_forward.png", n=4, columns=10, seed=0)
+    strip = out / "ldm_denoise.png"
+    denoise(ldm, out / "ldm_denoise.gif", strip=strip, n=16, frames=20, rows=4, seed=0, **none)
+    del none["guidance"]
+    guidance(ldm, out / "ldm_guidance.png", "0,1,2,4", 10, classifier=None, seed=0, **none)
+    sample(ldm, out / "ldm_samples.png", 64, 0, None)
+    for name, prompt in DEMO_PROMPTS.items():
+        txt2img(t2i, prompt, out / f"txt2img_{name}.png", n=16, seed=0, guidance=None,
+                sampler=None, steps=None)  # fmt: skip
+    return DIFFUSION_SECTIONS
+
+
+DEMO_FIRST_STAGE = {"latent_channels": 4, "beta": 0.1}
+"""The demo's latent diffusion first stage: a 4x7x7 latent, a light KL weight for sharpness."""
+DEMO_PROMPTS = {"boots": "a pair of ankle boots", "sweater": "a wool sweater"}
+"""One prompt worded like the training captions, one never seen in training."""
+
+
+def _stale(run: Path, first_stage: Path) -> bool:
+    """Whether a latent run was made from an older first stage than the one there now."""
+    from genlab.training.checkpoint import checkpoint_dir
+
+    if not (run / "config.json").is_file() or checkpoint_dir(first_stage) is None:
+        return False
+    return (run / "config.json").stat().st_mtime < (first_stage / "config.json").stat().st_mtime
+
+
 def _demo_run(
-    run: Path, family: Family, minutes: float, data_dir: Path | None, retrain: bool, progress: bool
+    run: Path,
+    family: Family,
+    minutes: float,
+    data_dir: Path | None,
+    retrain: bool,
+    progress: bool,
+    **options,
 ) -> None:
     """Train a demo run for `minutes`, or reuse the one already there."""
     import shutil
@@ -1370,7 +1428,7 @@ def _demo_run(
         shutil.rmtree(run)
     name = family.value.upper()
     _echo(f"training a {name} on Fashion-MNIST for {minutes:g} minutes into {run}")
-    _create(family, out=run, data_dir=data_dir, max_minutes=minutes, sample_every=10**9)
+    _create(family, out=run, data_dir=data_dir, max_minutes=minutes, sample_every=10**9, **options)
     write_json(run / "config.json", {**read_config(run), "demo": True})
     result = run_training(run, progress=progress)
     _echo(f"trained {result.step} steps at {result.images_per_s:.0f} images/s")

@@ -86,6 +86,59 @@ GAN_SECTIONS = [
     ),
 ]
 
+DIFFUSION_SECTIONS = [
+    (
+        "ldm_forward.png",
+        "Diffusion: the forward process",
+        "Test images noised by q(x_t | x_0) from t = 0 to T - 1 (cosine schedule), here in the "
+        "4x7x7 latent of the first-stage VAE and decoded: the signal fades into noise.",
+        "genlab forward {ldm_run} --out ldm_forward.png",
+    ),
+    (
+        "ldm_denoise.png",
+        "Diffusion: the reverse process",
+        "From pure noise x_T to images, 20 snapshots of DDIM (50 steps); the GIF "
+        "ldm_denoise.gif animates 16 samples.",
+        "genlab denoise {ldm_run} --out ldm_denoise.gif --strip ldm_denoise.png",
+    ),
+    (
+        "ldm_guidance.png",
+        "Classifier-free guidance",
+        "One row per guidance weight w = 0 (unconditional), 1, 2, 4; one class per column, "
+        "the same noise in every row.",
+        "genlab guidance {ldm_run} --scales 0,1,2,4 --out ldm_guidance.png",
+    ),
+    (
+        "ldm_samples.png",
+        "Latent diffusion samples",
+        "64 samples of the class-conditional latent diffusion model, the classes in turn.",
+        "genlab sample {ldm_run} --n 64 --out ldm_samples.png",
+    ),
+    (
+        "txt2img_boots.png",
+        "Text to image: 'a pair of ankle boots'",
+        "A latent diffusion model conditioned on all-MiniLM-L6-v2 token states by "
+        "cross-attention, guidance w = 3.",
+        "genlab txt2img {t2i_run} 'a pair of ankle boots' --out txt2img_boots.png",
+    ),
+    (
+        "txt2img_sweater.png",
+        "Text to image: 'a wool sweater' (never a training caption)",
+        "The training captions say pullover, jumper or knitwear; the sentence encoder maps "
+        "this wording near them.",
+        "genlab txt2img {t2i_run} 'a wool sweater' --out txt2img_sweater.png",
+    ),
+]
+
+
+def _other_runs(root: Path) -> dict[str, Path]:
+    """The demo's other run directories, for the commands shown in index.html."""
+    return {
+        "gan_run": root / "gan-run",
+        "ldm_run": root / "ldm-run",
+        "t2i_run": root / "txt2img-run",
+    }
+
 
 def write_index(
     out_dir: Path,
@@ -114,7 +167,7 @@ def write_index(
         parts.append(
             f"<figure><h2>{html.escape(title)}</h2><img src='{html.escape(file)}' alt='{title}'>"
             f"<figcaption>{html.escape(caption)}<br><code>"
-            f"{html.escape(command.format(run=rel_run, gan_run=rel_run.parent / 'gan-run'))}"
+            f"{html.escape(command.format(run=rel_run, **_other_runs(rel_run.parent)))}"
             "</code></figcaption></figure>"
         )
     if evaluation is not None:
