@@ -1497,6 +1497,8 @@ def eval_(
         raise GenlabError("give a run directory or --images DIR_OR_GRID (one of them)")
     config = EvalConfig(n=n, seed=seed, references=references)
     given = (sampler, steps, eta, guidance, classifier)
+    if images is not None and given != (None,) * 5:
+        raise GenlabError("--sampler, --steps, --eta, --guidance and --classifier need a run")
     if run is not None:
         options = _sampling_options(_load(run), *given, classifier_scale)
         described = {
