@@ -14,7 +14,8 @@ Training: images/s of one AdamW step at batch 64 (noise, forward, MSE, backward,
 noising and the loss are genlab's `Schedule.training_loss` (cosine, T = 1000, eps target) for all
 three, so only the networks differ. Each network is timed in the default (NCHW) layout and in
 channels_last; the six contenders run in interleaved rounds (the order rotating each round) so
-that machine drift hits all alike, and the median of the rounds is reported.
+that machine drift hits all alike, and the median of the rounds is reported, in images per second
+of wall time and per second of the process's CPU time (steadier on a shared machine).
 
 Sampling: seconds to draw 64 images by DDIM with 50 steps: genlab's `diffusion.sample` with its
 UNet against ddpm-pytorch's `GaussianDiffusion(Unet(dim=16, ...), image_size=28,
@@ -104,20 +105,25 @@ def make_train_step(net: nn.Module, eps_fn: Callable, x0: torch.Tensor, layout: 
     return step
 
 
-def time_training(contenders: list[Contender], rounds: int, steps: int) -> dict[str, list[float]]:
-    """img/s per contender and round; one untimed warm-up step each first."""
+def time_training(
+    contenders: list[Contender], rounds: int, steps: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """(img/s of wall time, img/s of process CPU time) per contender and round; one untimed
+    warm-up step each first. On a shared machine the CPU time varies less than the wall time."""
     for c in contenders:
         c.step()
-    speeds: dict[str, list[float]] = {c.name: [] for c in contenders}
+    wall: dict[str, list[float]] = {c.name: [] for c in contenders}
+    cpu: dict[str, list[float]] = {c.name: [] for c in contenders}
     for r in range(rounds):
         k = r % len(contenders)
         for c in contenders[k:] + contenders[:k]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(steps):
                 c.step()
-            speeds[c.name].append(steps * BATCH / (time.perf_counter() - start))
+            wall[c.name].append(steps * BATCH / (time.perf_counter() - start))
+            cpu[c.name].append(steps * BATCH / (time.process_time() - start_cpu))
         print(f"  round {r + 1}/{rounds} done", flush=True)
-    return speeds
+    return wall, cpu
 
 
 def time_sampling(ddpm, nets, layouts: dict[str, str], rounds: int) -> dict[str, list[float]]:
@@ -176,8 +182,9 @@ def main() -> None:
         for layout in LAYOUTS
     ]
     print(f"training, {args.threads} thread(s): {args.rounds} rounds x {args.steps} steps")
-    speeds = time_training(contenders, args.rounds, args.steps)
+    speeds, cpu_speeds = time_training(contenders, args.rounds, args.steps)
     median = {name: statistics.median(v) for name, v in speeds.items()}
+    cpu_median = {name: statistics.median(v) for name, v in cpu_speeds.items()}
     best = {
         name: max(LAYOUTS, key=lambda layout, name=name: median[f"{name} / {layout}"])
         for name in nets
@@ -188,10 +195,14 @@ def main() -> None:
     load_end = os.getloadavg()
 
     print(f"\ntraining img/s, batch {BATCH}, AdamW, fp32, {args.threads} thread(s), median")
+    print("(wall-clock img/s; in brackets, img/s of the process's CPU time)")
     print(f"| model | params | {' | '.join(LAYOUTS)} | faster | vs genlab |")
     print("|---|---|---|---|---|---|")
     for name in nets:
-        cells = " | ".join(f"{median[f'{name} / {layout}']:.1f}" for layout in LAYOUTS)
+        cells = " | ".join(
+            f"{median[f'{name} / {layout}']:.1f} ({cpu_median[f'{name} / {layout}']:.1f})"
+            for layout in LAYOUTS
+        )
         top = median[f"{name} / {best[name]}"]
         ref = median[f"genlab UNet / {best['genlab UNet']}"]
         print(
@@ -220,6 +231,7 @@ def main() -> None:
         "torchvision": tv_note,
         "params": params,
         "train_img_per_s": {"median": median, "rounds": speeds, "faster_layout": best},
+        "train_img_per_cpu_s": {"median": cpu_median, "rounds": cpu_speeds},
         "sampling_seconds": {
             "median": sample_median,
             "rounds": seconds,
