@@ -118,8 +118,9 @@ def generate(
     """Draw n samples from any genlab model with `sample(n, generator=, y=)`.
 
     A class-conditional model (config.num_classes > 0) is asked for the classes 0, 1, ..., K-1
-    in turn, so every class gets n / K samples. `options` go to `sample` (a diffusion model's
-    sampler, steps, guidance...).
+    in turn, so every class gets n / K samples; so is a diffusion model guided by a classifier
+    (options["classifier"]). `options` go to `sample` (a diffusion model's sampler, steps,
+    guidance...).
 
     Returns:
         images (n, C, H, W) uint8, and the requested classes (n,) or None.
@@ -131,6 +132,8 @@ def generate(
             f"a {type(model).__name__} cannot generate images; evaluate a generative model"
         )
     K = getattr(getattr(model, "config", None), "num_classes", 0) or 0
+    guide = (options or {}).get("classifier")  # classifier guidance: its classes are asked for
+    K = K or (guide.config.num_classes if guide is not None else 0)
     requested = torch.arange(n) % K if K else None
     g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     parts = []
