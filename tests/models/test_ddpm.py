@@ -243,6 +243,10 @@ def test_classifier_guidance_from_the_cli(fmnist_dir, tmp_path, capsys):
     assert main([*cmd, "--n", "4", "--steps", "3", "--out", str(out)]) == 0
     args = ["--out", str(tmp_path / "g.png"), "--scales", "0,2", "--columns", "3", "--steps", "2"]
     assert main(["guidance", str(ddpm), "--classifier", str(clf), *args]) == 0
+    ev = ["eval", str(ddpm), "--n", "20", "--no-references", "--no-progress", "--steps", "2"]
+    assert main([*ev, "--classifier", str(clf), "--classifier-scale", "2"]) == 0
+    (record,) = (ddpm / "eval").glob("eval-n20-seed0-steps_2-classifier_clf-s_2.0.json")
+    assert json.loads(record.read_text())["metrics"]["conditional_accuracy"] is not None
     capsys.readouterr()
     assert main(["guidance", str(ddpm), "--out", str(tmp_path / "h.png")]) == 2
     assert "--classifier" in one_line_error(capsys)
