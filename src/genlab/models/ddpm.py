@@ -268,7 +268,7 @@ class Diffusion(nn.Module):
             def net(x_t: torch.Tensor, t: torch.Tensor, c) -> torch.Tensor:
                 return self.unet(x_t, t, torch.full_like(t, K) if c is None else c)
 
-        if cond is None:  # unconditional: the null class or the empty caption
+        if cond is None or w == 0.0:  # unconditional: the null class or the empty caption
             return lambda x_t, t: net(x_t, t, null)
         if w == 1.0:
             return lambda x_t, t: net(x_t, t, cond)
