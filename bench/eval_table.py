@@ -41,6 +41,8 @@ def rows(run: Path) -> list[dict]:
 def fmt(value) -> str:
     if value is None:
         return "-"
+    if isinstance(value, int):
+        return str(value)
     return f"{value:.3f}" if isinstance(value, float) and value < 10 else f"{value:.1f}"
 
 
