@@ -70,3 +70,26 @@ def write_fashion_mnist(
         write_idx(directory / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(directory / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return directory
+
+
+def block_network(monkeypatch) -> list:
+    """Make every socket connection fail (and be recorded) for the rest of a test; also drop
+    HF_HUB_OFFLINE, so that only genlab's own offline settings keep the hub away.
+
+    Returns:
+        The list the attempted connections are appended to.
+    """
+    import socket
+
+    attempts: list = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return attempts

@@ -1,7 +1,6 @@
-import socket
-
 import pytest
 import torch
+from helpers import block_network
 
 from genlab.errors import GenlabError
 from genlab.text import (
@@ -25,17 +24,7 @@ def enc():
 
 
 def test_loads_without_network(monkeypatch):
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    attempts = block_network(monkeypatch)
     encoder = TextEncoder()  # a fresh load, not the cached one
     assert encoder.encode(["a bag"]).states.shape == (1, 4, 384)  # [CLS] a bag [SEP]
     assert attempts == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 import tiny_sd
 import torch
+from helpers import block_network
 
 import genlab.sd
 from genlab.cli import main
@@ -167,17 +167,7 @@ def test_pickled_checkpoint_loads_only_when_allowed(sd_single_file, tmp_path, ca
 
 
 def test_no_network_connection_is_attempted(sd_folder, sd_single_file, tmp_path, monkeypatch):
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network access attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    attempts = block_network(monkeypatch)
     txt2img(sd_folder, tmp_path / "offline.png")
     txt2img(sd_single_file.checkpoint, tmp_path / "offline-single.png", "--config",
             str(sd_single_file.config))  # fmt: skip

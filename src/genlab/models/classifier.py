@@ -50,6 +50,15 @@ class ClassifierConfig:
     augment: bool = True
 
 
+def require_classes(num_classes: int) -> None:
+    """A classifier needs at least 2 classes: a one-line error otherwise."""
+    if num_classes < 2:
+        raise GenlabError(
+            f"a classifier needs at least 2 classes, got {num_classes}: "
+            "use labelled data (an image folder with one sub-folder per class)"
+        )
+
+
 class BatchNorm2d(nn.BatchNorm2d):
     """torch's BatchNorm2d with a float step counter.
 
@@ -92,11 +101,7 @@ class Classifier(nn.Module):
 
     def __init__(self, config: ClassifierConfig):
         super().__init__()
-        if config.num_classes < 2:
-            raise GenlabError(
-                f"a classifier needs at least 2 classes, got {config.num_classes}: "
-                "use labelled data (an image folder with one sub-folder per class)"
-            )
+        require_classes(config.num_classes)
         if not config.widths or min(config.widths) < 1 or config.feature_dim < 1:
             raise GenlabError(f"widths and feature_dim must be positive, got {config}")
         if len(config.depths) != len(config.widths) or min(config.depths) < 1:

@@ -32,6 +32,7 @@ from torch import nn
 from genlab.data import Batch, ImageData
 from genlab.diffusion import ModelFn, Schedule, make_schedule
 from genlab.errors import GenlabError
+from genlab.models.classifier import require_classes
 from genlab.models.unet import ResBlock, timestep_embedding
 
 
@@ -68,11 +69,7 @@ class NoisyClassifier(nn.Module):
 
     def __init__(self, config: NoisyClassifierConfig):
         super().__init__()
-        if config.num_classes < 2:
-            raise GenlabError(
-                f"a classifier needs at least 2 classes, got {config.num_classes}: "
-                "use labelled data (an image folder with one sub-folder per class)"
-            )
+        require_classes(config.num_classes)
         widths = [config.width * m for m in config.mults]
         if not widths or min(widths) < 1 or config.blocks < 1:
             raise GenlabError(f"width, mults and blocks must be positive, got {config}")
