@@ -735,22 +735,22 @@ def sample(
             f"{run}: a CycleGAN translates images and draws no samples: use "
             f"`genlab translate {run} --images DIR --out DIR`"
         )
-    kwargs = {}
+    kwargs = _sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
     if class_ is not None:
-        if not getattr(model.config, "num_classes", 0):
+        # the classes of the model, or of the classifier that guides an unconditional model
+        source = classifier if classifier is not None else run
+        if not getattr(model.config, "num_classes", 0) and classifier is None:
             raise GenlabError(
-                f"{run}: --class needs a conditional model (train with --conditional, or cgan)"
+                f"{run}: --class needs a conditional model (train with --conditional, or cgan) "
+                "or, for a diffusion model, a --classifier to guide it"
             )
         from genlab.runs import read_config
 
-        names = read_config(run).get("class_names", [])
+        names = read_config(source).get("class_names", [])
         lowered = [c.lower() for c in names]
         if class_.lower() not in lowered:
             raise GenlabError(f"unknown class {class_!r}; classes: {', '.join(names)}")
         kwargs["y"] = torch.full((n,), lowered.index(class_.lower()), dtype=torch.long)
-    kwargs.update(
-        _sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
-    )
     if prompt is not None:
         kwargs["context"] = _prompt_context(model, run, prompt)
     with torch.inference_mode():

@@ -240,7 +240,7 @@ def test_classifier_guidance_from_the_cli(fmnist_dir, tmp_path, capsys):
     )
     out = tmp_path / "guided.png"
     cmd = ["sample", str(ddpm), "--classifier", str(clf), "--classifier-scale", "3"]
-    assert main([*cmd, "--n", "4", "--steps", "3", "--out", str(out)]) == 0
+    assert main([*cmd, "--n", "4", "--steps", "3", "--out", str(out), "--class", "Bag"]) == 0
     args = ["--out", str(tmp_path / "g.png"), "--scales", "0,2", "--columns", "3", "--steps", "2"]
     assert main(["guidance", str(ddpm), "--classifier", str(clf), *args]) == 0
     ev = ["eval", str(ddpm), "--n", "20", "--no-references", "--no-progress", "--steps", "2"]
