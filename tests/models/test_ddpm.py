@@ -71,6 +71,9 @@ def test_clipping_keeps_the_implied_x0_in_range_and_changes_nothing_inside_it():
     wild = model.clipped(lambda x, t: 5.0 * torch.ones_like(x))
     implied, _ = s.to_x0_eps(x_t, t, wild(x_t, t), "eps")
     assert implied.min() >= -1.0 - 1e-4 and implied.max() <= 1.0 + 1e-4
+    wide = Diffusion(dataclasses.replace(TINY, x0_bound=3.0)).clipped(lambda x, t: 5.0 * x)
+    implied, _ = s.to_x0_eps(x_t, t, wide(x_t, t), "eps")
+    assert 1.5 < implied.abs().max() <= 3.0 + 1e-4  # clipped at the latent bound, not at 1
 
 
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp_2m"])
@@ -151,6 +154,7 @@ def test_latent_model_keeps_the_vae_frozen_and_self_contained(ldm_run, vae_run, 
     config = json.loads((ldm_run / "config.json").read_text())
     assert config["family"] == "ldm" and config["model"]["vae"]["latent_channels"] == 2
     scale = config["model"]["latent_scale"]
+    assert config["model"]["clip_x0"] and config["model"]["x0_bound"] >= 2  # max |z|, rounded up
     vae = genlab.load(vae_run)
     model = genlab.load(ldm_run)
     assert model.latent_shape == (2, 7, 7)

@@ -59,7 +59,11 @@ class DiffusionConfig:
     captions: caption rows per class in `caption_states` (txt2img).
     caption_length: tokens per stored caption (padded).
     sampler, steps, eta, guidance: what `sample` does when not told otherwise.
-    clip_x0: clip the predicted x0 to [-1, 1] while sampling (pixel space only).
+    clip_x0: clip the predicted x0 to [-x0_bound, x0_bound] while sampling.
+    x0_bound: the clipping range: 1 for pixels in [-1, 1]; for a latent model the largest
+        |z| of the training latents, measured when the run is created. Without it an
+        eps-model's error at the last step of the cosine schedule (beta = 0.999) is amplified
+        about 30-fold into x_{T-1}, and DDPM's 1,000 steps do not recover in latent space.
     """
 
     channels: int = 1
@@ -86,6 +90,7 @@ class DiffusionConfig:
     eta: float = 0.0
     guidance: float = 1.0
     clip_x0: bool = True
+    x0_bound: float = 1.0
 
 
 class Diffusion(nn.Module):
@@ -275,12 +280,13 @@ class Diffusion(nn.Module):
         return cfg_model(net, cond, null, w)
 
     def clipped(self, model_fn):
-        """Wrap model_fn so the x0 it implies lies in [-1, 1] (pixel space; "clip_sample")."""
-        schedule, target = self.schedule, self.config.prediction
+        """Wrap model_fn so the x0 it implies lies in [-x0_bound, x0_bound] (diffusers'
+        "clip_sample")."""
+        schedule, target, bound = self.schedule, self.config.prediction, self.config.x0_bound
 
         def fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             x0, _ = schedule.to_x0_eps(x_t, t, model_fn(x_t, t), target)
-            x0 = x0.clamp(-1.0, 1.0)
+            x0 = x0.clamp(-bound, bound)
             if target == "x0":
                 return x0
             eps = schedule.predict_eps_from_x0(x_t, t, x0)
@@ -318,7 +324,7 @@ class Diffusion(nn.Module):
             model_fn = self.model_fn(y, guidance, context)
             if classifier is not None:
                 model_fn = self.classifier_guided(model_fn, classifier, y, n, classifier_scale)
-        if self.vae is None and cfg.clip_x0:
+        if cfg.clip_x0:
             model_fn = self.clipped(model_fn)
         return sample(
             self.schedule,
@@ -382,14 +388,16 @@ class Diffusion(nn.Module):
         return states.to(device), mask.to(device)
 
 
-def latent_scale_of(vae, images: torch.Tensor, seed: int = 0) -> float:
-    """1 / std of latents z ~ q(z | x) over `images` (N, C, H, W) in [0, 1] (Rombach et al.
-    2022, sec. 4.3.2: the latent is rescaled to unit variance before diffusion)."""
+def latent_scale_of(vae, images: torch.Tensor, seed: int = 0) -> tuple[float, float]:
+    """The scale and the clipping bound of a VAE's latents over `images` (N, C, H, W) in [0, 1]:
+    1 / std of z ~ q(z | x) (Rombach et al. 2022, sec. 4.3.2: the latent is rescaled to unit
+    variance before diffusion), and the largest |z| after that scaling, rounded up."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         mu, logvar = vae.encode_dist(images)
         z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
-    return 1.0 / max(float(z.std()), 1e-8)
+    scale = 1.0 / max(float(z.std()), 1e-8)
+    return scale, math.ceil(float((z * scale).abs().max()))
 
 
 def snr_db(schedule, t: int) -> float:

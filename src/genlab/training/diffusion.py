@@ -109,9 +109,9 @@ def create_diffusion_run(
             )
         vae = first_stage(vae_run, data)
         n = min(len(data), 2048)
-        scale = latent_scale_of(vae, data.images[:n].float() / 255.0)
+        scale, bound = latent_scale_of(vae, data.images[:n].float() / 255.0)
         fields.update(LATENT_UNET, vae=dataclasses.asdict(vae.config), latent_scale=scale)
-        fields["clip_x0"] = False
+        fields["x0_bound"] = bound
         extra["first_stage"] = str(Path(vae_run).resolve())
     elif vae_run is not None:
         raise GenlabError("--vae is an option of ldm and txt2img (ddpm works in pixel space)")
