@@ -2,8 +2,9 @@
 
 Both default configurations, the full training step of each (the latent model's includes the
 frozen VAE encoder and the posterior sample), AdamW, batch 128, measured alternately in one
-process so that machine drift hits both alike. Prints images/s and the time per epoch of
-Fashion-MNIST (60,000 images), and the ratio.
+process so that machine drift hits both alike. Prints the FLOPs of one training step per image
+(torch.utils.flop_counter), images/s and the time per epoch of Fashion-MNIST (60,000 images),
+and the ratio.
 
     .venv/bin/python bench/latent_vs_pixel_speed.py [--threads 1] [--rounds 3]
 """
@@ -36,6 +37,16 @@ def step_time(model: Diffusion, batch: Batch, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
+def step_mflop(model: Diffusion, batch: Batch) -> float:
+    """MFLOP per image of one forward and backward pass of the loss."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model.loss(batch)[0].backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / len(batch.x) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
@@ -65,11 +76,13 @@ def main() -> None:
         unet = sum(p.numel() for p in model.unet.parameters())
         result[name] = {
             "unet_parameters": unet,
+            "mflop_per_image": step_mflop(model, batch),
             "images_per_s": args.batch / best,
             "epoch_minutes": 60_000 / (args.batch / best) / 60,
         }
         print(
-            f"{name:7s} UNet {unet / 1e6:.2f} M params  {args.batch / best:8.1f} img/s  "
+            f"{name:7s} UNet {unet / 1e6:.2f} M params  {result[name]['mflop_per_image']:.0f} "
+            f"MFLOP/img  {args.batch / best:8.1f} img/s  "
             f"epoch {result[name]['epoch_minutes']:.1f} min"
         )
     ratio = result["latent"]["images_per_s"] / result["pixel"]["images_per_s"]
