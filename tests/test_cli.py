@@ -184,6 +184,8 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
         "50",
         "--gan-minutes",
         "0.02",
+        "--diffusion-minutes",
+        "0.02",
         "--no-progress",
     ]
     assert main(args) == 0
@@ -203,7 +205,14 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
         "gan_interpolation",
         "gan_curves",
         "gan_gradients",
+        "ldm_forward",
+        "ldm_denoise",
+        "ldm_guidance",
+        "ldm_samples",
+        "txt2img_boots",
+        "txt2img_sweater",
     ):
         assert (out / f"{name}.png").is_file() and f"{name}.png" in html
+    assert (out / "ldm_denoise.gif").is_file()
     assert main(args) == 0  # a second run reuses the trained demo run
     assert "reusing the trained demo run" in capsys.readouterr().out
