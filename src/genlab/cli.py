@@ -427,21 +427,21 @@ def _create(
             "--vae, --width, --schedule, --prediction and --label-dropout are options of "
             "ddpm, ldm and txt2img"
         )
+    tcfg = TrainConfig(
+        batch_size=batch_size,
+        lr=lr,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        ema_decay=ema or None,
+        precision=precision,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        seed=seed,
+    )
     if family.value in DIFFUSION:
         from genlab.training.diffusion import DIFFUSION_TRAIN, create_diffusion_run
 
-        tcfg = TrainConfig(
-            batch_size=batch_size,
-            lr=lr,
-            warmup_steps=DIFFUSION_TRAIN["warmup_steps"],
-            max_steps=max_steps,
-            max_minutes=max_minutes,
-            ema_decay=ema or None,
-            precision=precision,
-            sample_every=sample_every,
-            checkpoint_every=checkpoint_every,
-            seed=seed,
-        )
+        tcfg = dataclasses.replace(tcfg, warmup_steps=DIFFUSION_TRAIN["warmup_steps"])
         return create_diffusion_run(
             out, family.value, spec, train_data, tcfg,
             conditional=conditional, vae_run=vae, overrides=diffusion,
@@ -483,17 +483,6 @@ def _create(
     elif loss is not None or n_critic is not None or lr_d is not None or lr_g is not None:
         raise GenlabError("--loss, --n-critic, --lr-d and --lr-g are options of gan and cgan")
     model_config = config_cls(**{k: v for k, v in overrides.items() if k in fields})
-    tcfg = TrainConfig(
-        batch_size=batch_size,
-        lr=lr,
-        max_steps=max_steps,
-        max_minutes=max_minutes,
-        ema_decay=ema or None,
-        precision=precision,
-        sample_every=sample_every,
-        checkpoint_every=checkpoint_every,
-        seed=seed,
-    )
     if gan:
         from genlab.training.gan import GAN_TRAIN
 
@@ -695,6 +684,13 @@ def _class_ids(run: Path, model, class_: str | None, n: int):
         return None
     if class_ is None:
         return torch.arange(n) % K
+    return _named_class(run, class_, n)
+
+
+def _named_class(run: Path, class_: str, n: int):
+    """(n,) ids of the class named `class_` (case-insensitive) among a run's class names."""
+    import torch
+
     from genlab.runs import read_config
 
     names = read_config(run).get("class_names", [])
@@ -737,20 +733,13 @@ def sample(
         )
     kwargs = _sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
     if class_ is not None:
-        # the classes of the model, or of the classifier that guides an unconditional model
-        source = classifier if classifier is not None else run
         if not getattr(model.config, "num_classes", 0) and classifier is None:
             raise GenlabError(
                 f"{run}: --class needs a conditional model (train with --conditional, or cgan) "
                 "or, for a diffusion model, a --classifier to guide it"
             )
-        from genlab.runs import read_config
-
-        names = read_config(source).get("class_names", [])
-        lowered = [c.lower() for c in names]
-        if class_.lower() not in lowered:
-            raise GenlabError(f"unknown class {class_!r}; classes: {', '.join(names)}")
-        kwargs["y"] = torch.full((n,), lowered.index(class_.lower()), dtype=torch.long)
+        # the classes of the model, or of the classifier that guides an unconditional model
+        kwargs["y"] = _named_class(classifier if classifier is not None else run, class_, n)
     if prompt is not None:
         kwargs["context"] = _prompt_context(model, run, prompt)
     with torch.inference_mode():
@@ -1500,7 +1489,8 @@ def eval_(
     if images is not None and given != (None,) * 5:
         raise GenlabError("--sampler, --steps, --eta, --guidance and --classifier need a run")
     if run is not None:
-        options = _sampling_options(_load(run), *given, classifier_scale)
+        model = _load(run)
+        options = _sampling_options(model, *given, classifier_scale)
         described = {
             k: str(v) for k, v in zip(("sampler", "steps", "eta", "w", "classifier"), given,
                                       strict=True) if v is not None
@@ -1510,7 +1500,7 @@ def eval_(
             described["s"] = str(classifier_scale)
         record = evaluate_run(
             run, config, features_run=features, inception_weights=inception_weights,
-            progress=progress, sample_options=options, described=described,
+            progress=progress, sample_options=options, described=described, model=model,
         )  # fmt: skip
         where = record_path(run, config, sampling_tag(described))
     else:

@@ -87,7 +87,7 @@ def guidance_sweep(
     """
     rows = []
     for i, w in enumerate(scales):
-        g = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+        g = torch.Generator(device=model.device).manual_seed(seed)
         kwargs = dict(options)
         if model_fns is not None:
             kwargs["model_fn"] = model_fns[i]

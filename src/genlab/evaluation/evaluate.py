@@ -537,6 +537,7 @@ def evaluate_run(
     evaluators: dict[tuple[str, ...], Evaluator] | None = None,
     sample_options: dict[str, Any] | None = None,
     described: dict[str, Any] | None = None,
+    model: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
     """Generate `config.n` samples from a run and evaluate them (see `Evaluator.evaluate`).
 
@@ -552,7 +553,7 @@ def evaluate_run(
     run = Path(run)
     run_config = read_config(run)
     spec = config_from_dict(DataSpec, run_config.get("data", {}), str(run / "config.json"))
-    model = genlab.load(run)
+    model = model if model is not None else genlab.load(run)
     key = tuple(
         json.dumps(v, sort_keys=True, default=str)
         for v in (asdict(spec), asdict(config), features_run, inception_weights)

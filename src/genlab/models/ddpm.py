@@ -145,6 +145,11 @@ class Diffusion(nn.Module):
             # float, not bool: the EMA (AveragedModel, use_buffers) interpolates every buffer
             self.register_buffer("caption_mask", torch.zeros(rows, L))
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights are."""
+        return next(self.unet.parameters()).device
+
     # ------------------------------------------------------------------------- frozen parts
 
     def train(self, mode: bool = True) -> Diffusion:
@@ -319,7 +324,6 @@ class Diffusion(nn.Module):
             model_fn: replaces the network's own (x_t, t) -> prediction entirely.
         """
         cfg = self.config
-        device = next(self.unet.parameters()).device
         if model_fn is None:
             model_fn = self.model_fn(y, guidance, context)
             if classifier is not None:
@@ -336,7 +340,7 @@ class Diffusion(nn.Module):
             generator,
             prediction_type=cfg.prediction,
             n_snapshots=n_snapshots,
-            device=device,
+            device=self.device,
         )
 
     def classifier_guided(self, model_fn, classifier, y, n: int, scale: float):
@@ -358,7 +362,7 @@ class Diffusion(nn.Module):
                 f"this model uses {self.config.schedule} with T={self.config.T}"
             )
         if y is None:
-            y = torch.arange(n, device=next(self.unet.parameters()).device) % ccfg.num_classes
+            y = torch.arange(n, device=self.device) % ccfg.num_classes
         return classifier_guidance(model_fn, classifier, y, scale, self.schedule)
 
     def sample(
@@ -373,8 +377,7 @@ class Diffusion(nn.Module):
         0, 1, ..., K-1, 0, ... in turn; `options` as in `sample_process`."""
         K = self.config.num_classes
         if K and y is None and options.get("context") is None:
-            device = next(self.unet.parameters()).device
-            y = torch.arange(n, device=device) % K
+            y = torch.arange(n, device=self.device) % K
         return self.to_images(self.sample_process(n, generator=generator, y=y, **options).x0)
 
     def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -383,9 +386,8 @@ class Diffusion(nn.Module):
             raise GenlabError("this model is not conditioned on text; use --class or no prompt")
         from genlab.text import load_text_encoder
 
-        device = next(self.unet.parameters()).device
         states, mask = load_text_encoder().encode([prompt])
-        return states.to(device), mask.to(device)
+        return states.to(self.device), mask.to(self.device)
 
 
 def latent_scale_of(vae, images: torch.Tensor, seed: int = 0) -> tuple[float, float]:
