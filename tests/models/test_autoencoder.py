@@ -114,3 +114,12 @@ def test_gradients_reach_encoder():
     loss.backward()
     for name, p in model.encoder.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_latent_statistics_stay_fp32_under_bf16_autocast():
+    # CPUs with native bf16 (AVX-512-BF16, AMX) train under autocast: z is then bf16.
+    model = make()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = model.loss(Batch(blobs(8), torch.zeros(8, dtype=torch.long)))
+    assert loss.isfinite() and model.z_mean.dtype == torch.float32
+    assert model.z_mean.abs().sum() > 0

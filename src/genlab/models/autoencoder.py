@@ -191,6 +191,7 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def _update_latent_stats(self, z: torch.Tensor) -> None:
         m = self.config.latent_momentum
+        z = z.float()  # under bf16 autocast z is bf16; the running statistics stay fp32
         self.z_mean.lerp_(z.mean(0), m)
         if z.shape[0] > 1:
             self.z_std.lerp_(z.std(0), m)
