@@ -1,183 +1,389 @@
-"""The demo's index.html: every picture of a trained run on one page, with the command for each."""
+"""`genlab demo`: train a VAE, a GAN and latent diffusion models on Fashion-MNIST for a few
+minutes each, draw every picture, evaluate, and keep index.html up to date after every section
+(a reader can open it while the rest trains: it reloads itself until the demo is done).
+
+`run_demo(DemoConfig(...), say=print)` is the command in Python; `say` receives the progress
+lines (the library prints nothing itself).
+"""
 
 from __future__ import annotations
 
 import html
-import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from genlab.atomic import atomic_path
-
-SECTIONS = [
-    (
-        "samples.png",
-        "Samples",
-        "64 images decoded from z ~ N(0, I).",
-        "genlab sample {run} --n 64 --seed 0 --out samples.png",
-    ),
-    (
-        "reconstructions.png",
-        "Reconstructions",
-        "Test images (odd rows) and their reconstructions decode(encode(x)) (even rows).",
-        "genlab reconstruct {run} --out reconstructions.png",
-    ),
-    (
-        "interpolation.png",
-        "Interpolation",
-        "Spherical interpolation (slerp) between the latents of two test images, one pair a row.",
-        "genlab interpolate {run} --out interpolation.png",
-    ),
-    (
-        "morph.png",
-        "Morph",
-        "A sneaker morphing into an ankle boot: real image, path, real image.",
-        "genlab morph {run} --from Sneaker --to 'Ankle boot' --out morph.png",
-    ),
-    (
-        "arithmetic.png",
-        "Latent vector arithmetic",
-        "Each row: a sneaker, then z + s * (mean z of boots - mean z of sneakers), s growing.",
-        "genlab arithmetic {run} --from Sneaker --to 'Ankle boot' --out arithmetic.png",
-    ),
-    (
-        "latent_map.png",
-        "Latent map",
-        "5,000 test images embedded and projected to 2-D (PCA).",
-        "genlab latent-map {run} --out latent_map.png",
-    ),
-    (
-        "walk.png",
-        "Latent walks",
-        "One row per latent dimension, varied around one test image.",
-        "genlab walk {run} --out walk.png",
-    ),
-    (
-        "loss.png",
-        "Training curves",
-        "Loss, reconstruction and KL terms, and learning rate.",
-        "genlab plot {run} --out loss.png",
-    ),
-]
-
-GAN_SECTIONS = [
-    (
-        "gan_samples.png",
-        "GAN samples",
-        "A DCGAN (non-saturating loss) trained for a few minutes: 64 samples of G(z).",
-        "genlab sample {gan_run} --n 64 --seed 0 --out gan_samples.png",
-    ),
-    (
-        "gan_interpolation.png",
-        "GAN latent paths",
-        "Slerp between random latents z of the generator (it has no encoder).",
-        "genlab interpolate {gan_run} --out gan_interpolation.png",
-    ),
-    (
-        "gan_curves.png",
-        "GAN training dynamics",
-        "Losses, D(x) and D(G(z)), gradient norms and the classes the samples cover.",
-        "genlab plot {gan_run} --out gan_curves.png",
-    ),
-    (
-        "gan_gradients.png",
-        "Why the non-saturating loss",
-        "The generator's gradient against D(G(z)) for both losses, with this run's measurements.",
-        "genlab gan-gradients {gan_run} --out gan_gradients.png",
-    ),
-]
-
-DIFFUSION_SECTIONS = [
-    (
-        "ldm_forward.png",
-        "Diffusion: the forward process",
-        "Test images noised by q(x_t | x_0) from t = 0 to T - 1 (cosine schedule), here in the "
-        "4x7x7 latent of the first-stage VAE and decoded: the signal fades into noise.",
-        "genlab forward {ldm_run} --out ldm_forward.png",
-    ),
-    (
-        "ldm_denoise.png",
-        "Diffusion: the reverse process",
-        "From pure noise x_T to images, 20 snapshots of DDIM (50 steps); the GIF "
-        "ldm_denoise.gif animates 16 samples.",
-        "genlab denoise {ldm_run} --out ldm_denoise.gif --strip ldm_denoise.png",
-    ),
-    (
-        "ldm_guidance.png",
-        "Classifier-free guidance",
-        "One row per guidance weight w = 0 (unconditional), 1, 2, 4; one class per column, "
-        "the same noise in every row.",
-        "genlab guidance {ldm_run} --scales 0,1,2,4 --out ldm_guidance.png",
-    ),
-    (
-        "ldm_samples.png",
-        "Latent diffusion samples",
-        "64 samples of the class-conditional latent diffusion model, the classes in turn.",
-        "genlab sample {ldm_run} --n 64 --out ldm_samples.png",
-    ),
-    (
-        "txt2img_boots.png",
-        "Text to image: 'a pair of ankle boots'",
-        "A latent diffusion model conditioned on all-MiniLM-L6-v2 token states by "
-        "cross-attention, guidance w = 3.",
-        "genlab txt2img {t2i_run} 'a pair of ankle boots' --out txt2img_boots.png",
-    ),
-    (
-        "txt2img_sweater.png",
-        "Text to image: 'a wool sweater' (never a training caption)",
-        "The training captions say pullover, jumper or knitwear; the sentence encoder maps "
-        "this wording near them.",
-        "genlab txt2img {t2i_run} 'a wool sweater' --out txt2img_sweater.png",
-    ),
-]
+from genlab.errors import GenlabError
 
 
-def _other_runs(root: Path) -> dict[str, Path]:
-    """The demo's other run directories, for the commands shown in index.html."""
-    return {
-        "gan_run": root / "gan-run",
-        "ldm_run": root / "ldm-run",
-        "t2i_run": root / "txt2img-run",
-    }
+@dataclass(frozen=True)
+class DemoConfig:
+    """Attributes:
+    out: the folder of the demo (runs, pictures, index.html).
+    minutes: training budget of the VAE.
+    gan_minutes: budget of the GAN (0 skips the GAN section).
+    diffusion_minutes: budget of each diffusion run: the first-stage VAE, a latent diffusion
+        model and a text-to-image model (0 skips the diffusion section).
+    eval_n: samples `genlab eval` scores for the VAE and the GAN (0 skips evaluation).
+    data_dir: the Fashion-MNIST IDX directory (None: the usual places).
+    retrain: train again even where a demo run exists.
+    progress: show progress bars.
+    """
+
+    out: Path = Path("demo")
+    minutes: float = 3.0
+    gan_minutes: float = 3.0
+    diffusion_minutes: float = 3.0
+    eval_n: int = 10_000
+    data_dir: Path | None = None
+    retrain: bool = False
+    progress: bool = True
 
 
-def write_index(
-    out_dir: Path,
-    run: Path,
-    sections: list[tuple[str, str, str, str]],
-    seconds: float,
-    evaluation: str | None = None,
-) -> Path:
-    """Write out_dir/index.html showing each section's picture (and the evaluation table)."""
-    config = json.loads((run / "config.json").read_text())
-    rel_run = run.relative_to(out_dir) if run.is_relative_to(out_dir) else run
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>genlab demo</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;"
-        "padding:0 1em;color:#222}img{image-rendering:pixelated;max-width:100%;"
-        "border:1px solid #ddd}figure{margin:2em 0}code{background:#f3f3f3;padding:2px 4px}"
-        "</style></head><body>",
-        "<h1>genlab demo: a VAE and a GAN on Fashion-MNIST</h1>",
-        f"<p>Run <code>{html.escape(str(rel_run))}</code>, model "
-        f"<code>{html.escape(json.dumps(config['model']))}</code>. "
-        f"Demo wall time {seconds:.0f} s.</p>",
-    ]
-    for file, title, caption, command in sections:
-        if not (out_dir / file).is_file():
+class Figure(NamedTuple):
+    """One picture of the page: its file in the demo folder and how it was made."""
+
+    file: str
+    title: str
+    caption: str
+    command: str
+
+
+class Trained(NamedTuple):
+    """What training a demo run took."""
+
+    run: Path
+    family: str
+    steps: int
+    seconds: float
+
+
+@dataclass
+class Section:
+    """A part of the page: a heading, what was trained, the pictures, the evaluation."""
+
+    key: str
+    title: str
+    intro: str
+    trained: list[Trained] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+
+
+FIRST_STAGE = {"latent_channels": 4, "beta": 0.1}
+"""The demo's latent diffusion first stage: a 4x7x7 latent, a light KL weight for sharpness."""
+PROMPTS = {"boots": "a pair of ankle boots", "sweater": "a wool sweater"}
+"""One prompt worded like the training captions, one never seen in training."""
+
+
+# ------------------------------------------------------------------------------ training
+
+
+def _stale(run: Path, first_stage: Path) -> bool:
+    """Whether a latent run was made from an older first stage than the one there now."""
+    from genlab.training.checkpoint import checkpoint_dir
+
+    if not (run / "config.json").is_file() or checkpoint_dir(first_stage) is None:
+        return False
+    return (run / "config.json").stat().st_mtime < (first_stage / "config.json").stat().st_mtime
+
+
+def demo_run(
+    run: Path, family: str, minutes: float, config: DemoConfig, say, retrain: bool, **options
+) -> Trained:
+    """Train a demo run for `minutes`, or reuse the one already there."""
+    from genlab.runs import read_config, write_json
+    from genlab.training import create, train
+    from genlab.training.checkpoint import checkpoint_dir, load_checkpoint
+
+    done = (run / "config.json").is_file() and checkpoint_dir(run) is not None
+    if done and not retrain:
+        say(f"reusing the trained demo run {run} (use --retrain to train again)")
+        trainer = load_checkpoint(run).trainer
+        return Trained(run, family, trainer["step"], trainer["elapsed_s"])
+    if run.exists():
+        if not (run / "config.json").is_file() or not read_config(run).get("demo"):
+            raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
+        shutil.rmtree(run)
+    say(f"training a {family} on Fashion-MNIST for {minutes:g} minutes into {run}")
+    create(family, run, data_dir=config.data_dir, max_minutes=minutes, sample_every=10**9,
+           **options)  # fmt: skip
+    write_json(run / "config.json", {**read_config(run), "demo": True})
+    result = train(run, progress=config.progress)
+    say(f"trained {result.step} steps at {result.images_per_s:.0f} images/s")
+    return Trained(run, family, result.step, result.elapsed_s)
+
+
+def _evaluate(run: Path, config: DemoConfig, say) -> dict[str, Any]:
+    from genlab.evaluation.evaluate import EvalConfig
+    from genlab.evaluation.report import eval_table
+    from genlab.evaluation.scoring import evaluate
+
+    say(f"evaluating {config.eval_n} samples (genlab eval {run} --n {config.eval_n})")
+    record, _ = evaluate(run, config=EvalConfig(n=config.eval_n), progress=config.progress)
+    say(eval_table(record))
+    return record
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    from genlab import pictures
+    from genlab.pictures import latent
+    from genlab.sampling import sample, save_samples
+
+    out, run = config.out, config.out / "run"
+    section.trained.append(demo_run(run, "vae", config.minutes, config, say, config.retrain))
+    r = "run"
+    figures = [
+        ("samples.png", "Samples", "64 images decoded from z ~ N(0, I).",
+         f"genlab sample {r} --n 64 --seed 0 --out samples.png",
+         lambda p: save_samples(sample(run, 64), p)),
+        ("reconstructions.png", "Reconstructions",
+         "Test images (odd rows) and their reconstructions decode(encode(x)) (even rows).",
+         f"genlab reconstruct {r} --n 32 --out reconstructions.png",
+         lambda p: latent.reconstruct(run, 32).save(p)),
+        ("interpolation.png", "Interpolation",
+         "Spherical interpolation (slerp) between the latents of two test images, a pair a row.",
+         f"genlab interpolate {r} --out interpolation.png",
+         lambda p: latent.interpolate(run).save(p)),
+        ("morph.png", "Morph", "A sneaker morphing into an ankle boot: real, path, real.",
+         f"genlab morph {r} --from Sneaker --to 'Ankle boot' --out morph.png",
+         lambda p: latent.morph(run).save(p)),
+        ("arithmetic.png", "Latent vector arithmetic",
+         "Each row: a sneaker, then z + s (mean z of boots - mean z of sneakers), s growing.",
+         f"genlab arithmetic {r} --from Sneaker --to 'Ankle boot' --out arithmetic.png",
+         lambda p: latent.arithmetic(run).save(p)),
+        ("latent_map.png", "Latent map", "5,000 test images embedded and projected to 2-D (PCA).",
+         f"genlab latent-map {r} --out latent_map.png", lambda p: latent.latent_map(run, p)),
+        ("walk.png", "Latent walks", "One row per latent dimension, varied around a test image.",
+         f"genlab walk {r} --out walk.png", lambda p: latent.walk(run).save(p)),
+        ("loss.png", "Training curves", "Loss, reconstruction and KL terms, learning rate.",
+         f"genlab plot {r} --out loss.png", lambda p: pictures.plot(run, p)),
+    ]  # fmt: skip
+    _draw(out, section, figures, write)
+    if config.eval_n:
+        section.evaluation = _evaluate(run, config, say)
+        write()
+
+
+def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    from genlab import pictures
+    from genlab.pictures import gan, latent
+    from genlab.sampling import sample, save_samples
+
+    out, run = config.out, config.out / "gan-run"
+    trained = demo_run(run, "gan", config.gan_minutes, config, say, config.retrain)
+    section.trained.append(trained)
+    r = "gan-run"
+    figures = [
+        ("gan_samples.png", "GAN samples",
+         "A DCGAN (non-saturating loss) trained for a few minutes: 64 samples of G(z).",
+         f"genlab sample {r} --n 64 --seed 0 --out gan_samples.png",
+         lambda p: save_samples(sample(run, 64), p)),
+        ("gan_interpolation.png", "GAN latent paths",
+         "Slerp between random latents z of the generator (it has no encoder).",
+         f"genlab interpolate {r} --out gan_interpolation.png",
+         lambda p: latent.interpolate(run).save(p)),
+        ("gan_curves.png", "GAN training dynamics",
+         "Losses, D(x) and D(G(z)), gradient norms and the classes the samples cover.",
+         f"genlab plot {r} --out gan_curves.png", lambda p: pictures.plot(run, p)),
+        ("gan_gradients.png", "Why the non-saturating loss",
+         "The generator's gradient against D(G(z)) for both losses, with this run's points.",
+         f"genlab gan-gradients {r} --out gan_gradients.png",
+         lambda p: gan.gan_gradients([run], p)),
+    ]  # fmt: skip
+    _draw(out, section, figures, write)
+    if config.eval_n:
+        section.evaluation = _evaluate(run, config, say)
+        write()
+
+
+def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    from genlab.models.ddpm import DIFFUSION_TRAIN
+    from genlab.pictures import diffusion
+    from genlab.sampling import sample, save_samples
+
+    out, minutes = config.out, config.diffusion_minutes
+    first, ldm, t2i = out / "vae-4x7x7", out / "ldm-run", out / "txt2img-run"
+    section.trained.append(demo_run(first, "vae", minutes, config, say, config.retrain,
+                                    **FIRST_STAGE))  # fmt: skip
+    retrain = config.retrain or _stale(ldm, first) or _stale(t2i, first)
+    lr = DIFFUSION_TRAIN["lr"]
+    section.trained.append(demo_run(ldm, "ldm", minutes, config, say, retrain, vae=first, lr=lr,
+                                    conditional=True))  # fmt: skip
+    section.trained.append(demo_run(t2i, "txt2img", minutes, config, say, retrain, vae=first))
+
+    def denoise(path: Path) -> None:
+        frames = diffusion.denoise(ldm, 16, 20)
+        frames.save_gif(out / "ldm_denoise.gif")
+        frames.strip(4).save(path)
+
+    figures = [
+        ("ldm_forward.png", "The forward process",
+         "Test images noised by q(x_t | x_0) from t = 0 to T - 1 (cosine schedule), here in the "
+         "4x7x7 latent of the first-stage VAE and decoded: the signal fades into noise.",
+         "genlab forward ldm-run --out ldm_forward.png",
+         lambda p: diffusion.forward(ldm).save(p)),
+        ("ldm_denoise.png", "The reverse process",
+         "From pure noise x_T to images, 20 snapshots of DDIM (50 steps); the GIF "
+         "ldm_denoise.gif animates 16 samples.",
+         "genlab denoise ldm-run --out ldm_denoise.gif --strip ldm_denoise.png", denoise),
+        ("ldm_guidance.png", "Classifier-free guidance",
+         "One row per guidance weight w = 0 (unconditional), 1, 2, 4; one class per column, "
+         "the same noise in every row.",
+         "genlab guidance ldm-run --scales 0,1,2,4 --out ldm_guidance.png",
+         lambda p: diffusion.guidance(ldm, (0, 1, 2, 4)).save(p)),
+        ("ldm_samples.png", "Latent diffusion samples",
+         "64 samples of the class-conditional latent diffusion model, the classes in turn.",
+         "genlab sample ldm-run --n 64 --out ldm_samples.png",
+         lambda p: save_samples(sample(ldm, 64), p)),
+    ]  # fmt: skip
+    for name, prompt in PROMPTS.items():
+        figures.append((
+            f"txt2img_{name}.png", f"Text to image: '{prompt}'",
+            "A latent diffusion model conditioned on all-MiniLM-L6-v2 token states by "
+            "cross-attention, guidance w = 3." + (
+                " The captions say pullover, jumper or knitwear; the sentence encoder maps "
+                "this wording near them." if name == "sweater" else ""),
+            f"genlab txt2img txt2img-run '{prompt}' --out txt2img_{name}.png",
+            lambda p, prompt=prompt: save_samples(sample(t2i, 16, prompt=prompt), p),
+        ))  # fmt: skip
+    _draw(out, section, figures, write)
+
+
+def _draw(out: Path, section: Section, figures: list, write: Callable[[], None]) -> None:
+    """Make each picture, add it to the section, and rewrite the page after each."""
+    for file, title, caption, command, make in figures:
+        make(out / file)
+        section.figures.append(Figure(file, title, caption, command))
+        write()
+
+
+SECTIONS = (
+    ("vae", "Variational autoencoder", _vae,
+     "A convolutional VAE (Bernoulli decoder, 32-d latent): samples, the latent space, and its "
+     "evaluation against real images."),
+    ("gan", "Generative adversarial network", _gan,
+     "A DCGAN with the non-saturating loss: samples, latent paths, and the training dynamics."),
+    ("diffusion", "Diffusion", _diffusion,
+     "A spatial-latent VAE (4x7x7), a class-conditional latent diffusion model in its latent, "
+     "and a miniature text-to-image model on a real sentence encoder."),
+)  # fmt: skip
+
+
+def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = lambda _: None):
+    """Train, draw and evaluate every section into `config.out`; index.html is rewritten after
+    every picture. Returns the path of index.html."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    budgets = {"vae": config.minutes, "gan": config.gan_minutes,
+               "diffusion": config.diffusion_minutes}  # fmt: skip
+    sections: list[Section] = []
+
+    def write(done: bool = False) -> Path:
+        return write_index(config.out, sections, time.perf_counter() - start, done)
+
+    for key, title, make, intro in SECTIONS:
+        if not budgets[key]:
             continue
-        parts.append(
-            f"<figure><h2>{html.escape(title)}</h2><img src='{html.escape(file)}' alt='{title}'>"
-            f"<figcaption>{html.escape(caption)}<br><code>"
-            f"{html.escape(command.format(run=rel_run, **_other_runs(rel_run.parent)))}"
-            "</code></figcaption></figure>"
-        )
-    if evaluation is not None:
-        parts.append(
-            "<figure><h2>Evaluation</h2><pre>"
-            f"{html.escape(evaluation)}</pre><figcaption>Every metric of the samples against "
-            "the test set, next to real training images (the floor) and blurred and noised ones "
-            f"(ceilings).<br><code>genlab eval {html.escape(str(rel_run))}</code></figcaption>"
-            "</figure>"
-        )
+        sections.append(Section(key, title, intro))
+        write()
+        make(config, say, sections[-1], write)
+    return write(done=True)
+
+
+# ------------------------------------------------------------------------------ the page
+
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
+    "color:#222}img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}"
+    "figure{margin:1.5em 0}code{background:#f3f3f3;padding:2px 4px}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;"
+    "text-align:right}th:first-child,td:first-child{text-align:left}"
+    ".note{background:#fff6d6;padding:.5em 1em}"
+)
+
+
+def _img(out_dir: Path, file: str, alt: str) -> str:
+    """An <img> shown at 3x (small grids), 2x or 1x (plots), by its natural width."""
+    from PIL import Image
+
+    with Image.open(out_dir / file) as image:
+        width = image.size[0]
+    scale = 3 if width <= 320 else 2 if width <= 480 else 1
+    return (
+        f"<img src='{html.escape(file)}' alt='{html.escape(alt)}' width='{width * scale}' "
+        f"loading='lazy'>"
+    )
+
+
+def _summary(sections: list[Section]) -> str:
+    rows = []
+    for s in sections:
+        m = (s.evaluation or {}).get("metrics", {})
+        fd = f"{m['fd']:.1f}" if "fd" in m else "-"
+        modes = f"{m['modes_covered']}/{m['modes_total']}" if "modes_covered" in m else "-"
+        n = str((s.evaluation or {}).get("config", {}).get("n", "-")) if s.evaluation else "-"
+        for t in s.trained or [None]:
+            what = f"{t.family} ({t.run.name})" if t else "-"
+            minutes = f"{t.seconds / 60:.1f} min" if t else "-"
+            steps = str(t.steps) if t else "-"
+            rows.append(
+                f"<tr><td><a href='#{s.key}'>{html.escape(s.title)}</a></td>"
+                f"<td>{html.escape(what)}</td><td>{minutes}</td><td>{steps}</td>"
+                f"<td>{fd}</td><td>{modes}</td><td>{n}</td></tr>"
+            )
+            fd = modes = n = ""  # the evaluation once per section
+    return (
+        "<table><thead><tr><th>section</th><th>family (run)</th><th>training</th><th>steps</th>"
+        "<th>FD</th><th>modes</th><th>eval n</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+
+def write_index(out_dir: Path, sections: list[Section], seconds: float, done: bool) -> Path:
+    """Write out_dir/index.html: a table of contents, one summary table (family, training time,
+    steps, FD and modes where measured) and every section's pictures and evaluation."""
+    from genlab.evaluation.report import eval_html
+
+    refresh = "" if done else "<meta http-equiv='refresh' content='30'>"
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'>{refresh}",
+        f"<title>genlab demo</title><style>{STYLE}</style></head><body>",
+        "<h1>genlab demo: autoencoders, GANs and diffusion on Fashion-MNIST</h1>",
+        f"<p>Wall time so far {seconds / 60:.1f} min.</p>" if not done else
+        f"<p>Demo wall time {seconds / 60:.1f} min. Every picture shows the command that "
+        "makes it (run from this folder).</p>",
+    ]  # fmt: skip
+    if not done:
+        parts.append("<p class='note'>Still training: this page reloads itself.</p>")
+    toc = "".join(f"<li><a href='#{s.key}'>{html.escape(s.title)}</a></li>" for s in sections)
+    parts += [f"<ul>{toc}</ul>", _summary(sections)]
+    for s in sections:
+        parts.append(f"<h2 id='{s.key}'>{html.escape(s.title)}</h2><p>{html.escape(s.intro)}</p>")
+        for f in s.figures:
+            if not (out_dir / f.file).is_file():
+                continue
+            parts.append(
+                f"<figure><h3>{html.escape(f.title)}</h3>{_img(out_dir, f.file, f.title)}"
+                f"<figcaption>{html.escape(f.caption)}<br><code>{html.escape(f.command)}</code>"
+                "</figcaption></figure>"
+            )
+        if s.evaluation is not None:
+            run = s.evaluation.get("source", {}).get("run", "")
+            parts.append(
+                f"<h3>Evaluation</h3>{eval_html(s.evaluation)}<p>Every metric of the samples "
+                "against the test set, next to real training images (the floor) and blurred "
+                "and noised ones (ceilings). <code>genlab eval "
+                f"{html.escape(Path(run).name)}</code></p>"
+            )
     parts.append("</body></html>\n")
     path = Path(out_dir) / "index.html"
     with atomic_path(path) as tmp:

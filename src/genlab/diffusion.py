@@ -219,14 +219,19 @@ class Schedule:
         target: str = "eps",
         min_snr_gamma: float | None = None,
         generator: torch.Generator | None = None,
+        t: torch.Tensor | None = None,
+        eps: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Mean (optionally min-SNR weighted) MSE of `eps_model(x_t, t, cond)` against `target`,
-        with t ~ U{0..T-1} and eps ~ N(0, I) per example; x0 (B, ...). Returns a scalar."""
+        with t ~ U{0..T-1} and eps ~ N(0, I) per example (drawn with `generator` unless given);
+        x0 (B, ...). Returns a scalar."""
         if target not in TARGETS:
             raise GenlabError(f"unknown prediction target {target!r}; choose one of {TARGETS}")
         B = x0.shape[0]
-        t = torch.randint(0, self.T, (B,), generator=generator, device=x0.device)  # (B,)
-        eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        if t is None:
+            t = torch.randint(0, self.T, (B,), generator=generator, device=x0.device)  # (B,)
+        if eps is None:
+            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         x_t = self.q_sample(x0, t, eps)
         goal = {"eps": eps, "x0": x0, "v": self.v_target(x0, eps, t)}[target]
         mse = (eps_model(x_t, t, cond) - goal).square().flatten(1).mean(1)  # (B,)

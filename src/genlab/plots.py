@@ -144,6 +144,13 @@ def plot_metrics(
     return save_figure(fig, out_png, metadata)
 
 
+def plot_run_metrics(
+    run: str | os.PathLike, out_png: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
+    """`plot_metrics` of a run directory's metrics.csv (the default curves of a family)."""
+    return plot_metrics(Path(run) / "metrics.csv", out_png, metadata)
+
+
 def save_embeddings_csv(
     path: str | os.PathLike,
     z: torch.Tensor,

@@ -1,71 +1,16 @@
 """Data sets held in memory as uint8 tensors.
 
 Every data set is an `ImageData`: images (N, C, H, W) uint8, labels (N,) int64 (-1 when the
-data set has no labels) and the class names. The training loop turns a batch of it into a
-`Batch` of floats in [0, 1].
+data set has no labels) and the class names. The training engine turns a batch of it into a
+`Batch` of floats in [0, 1]. The types live in `genlab.data.types` (so that the readers of
+each format import them without importing this package's loaders back).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from genlab.data.types import Batch, DataSpec, ImageData, Shard
 
-if TYPE_CHECKING:
-    import torch
-
-
-class Batch(NamedTuple):
-    """One training batch: x (B, C, H, W) float in [0, 1]; y (B,) int64 class ids (-1 if none)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-
-class ImageData(NamedTuple):
-    """A whole split in memory: images (N, C, H, W) uint8, labels (N,) int64."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    class_names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        return tuple(self.images.shape[1:])
-
-    def batch(self, index: torch.Tensor) -> Batch:
-        """The images at `index` as floats in [0, 1]."""
-        return Batch(self.images[index].float().div_(255.0), self.labels[index])
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which data set to load; stored in a run's config.json so a run can reload its data.
-
-    Attributes:
-        name: "fashion-mnist" or "folder".
-        path: the IDX directory (fashion-mnist; None = the usual search order) or image folder.
-        size: image side in pixels for folders (resized and centre-cropped); None keeps 28.
-        channels: 1 (grayscale) or 3 (RGB) for folders.
-        limit: use only the first `limit` training images (tiny runs and tests); None = all.
-        classes: keep only the images of these classes (names, case-insensitive), in both
-            splits and before `limit`; None = all. A CycleGAN domain is a spec with one class.
-    """
-
-    name: str = "fashion-mnist"
-    path: str | None = None
-    size: int | None = None
-    channels: int = 1
-    limit: int | None = None
-    classes: tuple[str, ...] | None = None
-
-    def __post_init__(self):
-        if isinstance(self.classes, str | list):  # a JSON list, or one name given bare
-            names = (self.classes,) if isinstance(self.classes, str) else tuple(self.classes)
-            object.__setattr__(self, "classes", names)
+__all__ = ["Batch", "DataSpec", "ImageData", "Shard", "image_spec", "load_data", "select_classes"]
 
 
 def load_data(spec: DataSpec, split: str = "train") -> ImageData:
@@ -87,6 +32,32 @@ def load_data(spec: DataSpec, split: str = "train") -> ImageData:
     if spec.limit is not None and split == "train":
         data = ImageData(data.images[: spec.limit], data.labels[: spec.limit], data.class_names)
     return data
+
+
+def image_spec(
+    data: str = "fashion-mnist",
+    data_dir: str | None = None,
+    size: int = 32,
+    channels: int = 1,
+    limit: int | None = None,
+    classes: tuple[str, ...] | None = None,
+) -> DataSpec:
+    """The DataSpec of the data options: "fashion-mnist" (read from `data_dir` or the usual
+    places) or a folder of images (resized and centre-cropped to `size`, `channels` 1 or 3).
+
+    Raises:
+        GenlabError: `data` is neither "fashion-mnist" nor a folder.
+    """
+    from pathlib import Path
+
+    if str(data) == "fashion-mnist":
+        where = str(data_dir) if data_dir is not None else None
+        return DataSpec("fashion-mnist", where, limit=limit, classes=classes)
+    if not Path(data).is_dir():
+        from genlab.errors import GenlabError
+
+        raise GenlabError(f"--data {data}: not 'fashion-mnist' and not a folder of images")
+    return DataSpec("folder", str(Path(data).resolve()), size, channels, limit, classes)
 
 
 def _normalise(name: str) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from genlab.atomic import atomic_path
-from genlab.data import ImageData
+from genlab.data.types import ImageData
 from genlab.errors import GenlabError
 
 CLASS_NAMES = (

@@ -28,7 +28,7 @@ import torch
 from PIL import Image, ImageOps
 
 from genlab.atomic import atomic_path
-from genlab.data import ImageData
+from genlab.data.types import ImageData
 from genlab.data.fashion_mnist import cache_dir
 from genlab.errors import GenlabError
 

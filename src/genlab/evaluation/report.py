@@ -80,6 +80,28 @@ def eval_table(record: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def eval_html(record: dict[str, Any]) -> str:
+    """One evaluation as an HTML table (metric rows; samples, floor and ceilings as columns),
+    with the class histogram and any collapse or memorisation warning below it."""
+    refs = record.get("references") or {}
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["metric", "samples"] + [
+        REFERENCE_LABELS[k] for k in refs
+    ])  # fmt: skip
+    body = []
+    for key, label, spec, better in COLUMNS:
+        values = [record["metrics"], *refs.values()]
+        if all(v.get(key) is None for v in values):
+            continue
+        cells = "".join(f"<td>{html.escape(_fmt(v, key, spec))}</td>" for v in values)
+        body.append(f"<tr><th>{html.escape(label)} <small>({better})</small></th>{cells}</tr>")
+    notes = eval_table(record).split("\n")[len(body) + 2 :]  # the lines after the text table
+    paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in notes)
+    return (
+        f"<table class='eval'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody>"
+        f"</table>{paragraphs}"
+    )
+
+
 def _name(record: dict[str, Any]) -> str:
     source = record["source"]
     return str(source.get("run") or source.get("images"))

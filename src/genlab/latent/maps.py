@@ -165,6 +165,20 @@ def embed(
     return encode_batched(model, data_or_images, y, batch_size)
 
 
+def embed_run(run, split: str = "test") -> tuple[torch.Tensor, ImageData]:
+    """The latents (N, D) of one split of a run's data, and the split: `genlab embed RUN`."""
+    from genlab.data import DataSpec, load_data
+    from genlab.runs import config_from_dict, load_model, read_config
+
+    if split not in ("train", "test"):
+        raise GenlabError(f"--split {split}: use train or test")
+    model = load_model(run)
+    if not hasattr(model, "encode"):
+        raise GenlabError(f"{run}: its model has no encoder; embed needs an ae or a vae run")
+    data = load_data(config_from_dict(DataSpec, read_config(run).get("data", {})), split)
+    return embed(model, data), data
+
+
 class Projection(NamedTuple):
     """2-D coordinates of latents: coords (N, 2) and how they were made ("identity" or "pca")."""
 

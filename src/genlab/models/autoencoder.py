@@ -22,6 +22,8 @@ from torch import nn
 
 from genlab.data import Batch
 from genlab.errors import GenlabError
+from genlab.family import Configured, Family, image_fields, pick
+from genlab.options import field_options
 
 
 def conv_levels(image_size: int) -> tuple[int, int]:
@@ -212,3 +214,28 @@ class Autoencoder(nn.Module):
         eps = torch.randn(n, self.config.latent_dim, generator=generator, device=device)
         eps = eps.to(self.z_mean.device)  # drawn where the generator lives, then moved
         return self.decode(self.z_mean + self.z_std * eps)
+
+
+# ------------------------------------------------------------------------------ the family record
+
+
+def configure(options: dict, data) -> Configured:
+    """An autoencoder for the training images' shape."""
+    return Configured(pick(AutoencoderConfig, options, **image_fields(data)))
+
+
+FAMILY = Family(
+    name="ae",
+    summary="Convolutional autoencoder: dimensionality reduction (genlab embed).",
+    config=AutoencoderConfig,
+    model=Autoencoder,
+    configure=configure,
+    options=field_options(
+        AutoencoderConfig,
+        exclude=("channels", "image_size"),
+        latent_dim={"min": 1, "max": 4096},
+        widths={"min": 1, "max": 1024},
+        recon_loss={"choices": ("bce", "mse")},
+        latent_momentum={"min_open": True, "max": 1.0},
+    ),
+)

@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.data import Batch, ImageData
+from genlab.data import Batch, ImageData, Shard
 from genlab.errors import GenlabError
+from genlab.family import Configured, Family, image_fields, num_classes, pick
+from genlab.options import field_options
 
 
 @dataclass(frozen=True)
@@ -78,16 +80,17 @@ def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def random_shift_flip(x: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+def random_shift_flip(x: torch.Tensor, max_shift: int = 2, shard: Shard = Shard()) -> torch.Tensor:
     """Flip each image horizontally with probability 1/2 and translate it by up to `max_shift`
     pixels in each direction, filling with zeros: (B, C, H, W) -> (B, C, H, W).
 
-    Uses the global torch RNG (the training loop saves and restores it for exact resume).
+    Uses the global torch RNG (the training loop saves and restores it for exact resume),
+    through `shard` (the rows of the global batch x holds).
     """
     B, _, H, W = x.shape
-    flip = torch.rand(B, device=x.device) < 0.5
+    flip = shard.rand((B,), device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    shift = torch.randint(0, 2 * max_shift + 1, (B, 2), device=x.device)  # offset in the pad
+    shift = shard.randint(0, 2 * max_shift + 1, (B, 2), device=x.device)  # offset in the pad
     padded = F.pad(x, (max_shift,) * 4)  # (B, C, H + 2m, W + 2m)
     rows = torch.arange(H, device=x.device) + shift[:, :1]  # (B, H)
     cols = torch.arange(W, device=x.device) + shift[:, 1:]  # (B, W)
@@ -141,7 +144,8 @@ class Classifier(nn.Module):
         """Cross-entropy on (augmented, in training) images; logs the batch accuracy."""
         if batch.y.min() < 0:
             raise GenlabError("a classifier needs labelled data; this data set has no labels")
-        x = random_shift_flip(batch.x) if self.config.augment and self.training else batch.x
+        augment = self.config.augment and self.training
+        x = random_shift_flip(batch.x, shard=batch.shard) if augment else batch.x
         logits = self(x)
         loss = F.cross_entropy(logits, batch.y)
         acc = (logits.argmax(1) == batch.y).float().mean()
@@ -170,3 +174,29 @@ def evaluate_accuracy(model: Classifier, data: ImageData, batch_size: int = 512)
         y = data.labels[start : start + batch_size].to(device)
         correct += (model(x).argmax(1) == y).sum().item()
     return correct / len(data)
+
+
+# ------------------------------------------------------------------------------ the family record
+
+
+def configure(options: dict, data) -> Configured:
+    """A classifier of the training data's classes."""
+    k = num_classes(data, "a classifier", minimum=2)
+    return Configured(pick(ClassifierConfig, options, **image_fields(data), num_classes=k))
+
+
+FAMILY = Family(
+    name="classifier",
+    summary="Image classifier: a feature network for the metrics (genlab eval --features).",
+    config=ClassifierConfig,
+    model=Classifier,
+    configure=configure,
+    options=field_options(
+        ClassifierConfig,
+        exclude=("channels", "image_size", "num_classes"),
+        widths={"min": 1, "max": 1024},
+        depths={"min": 1, "max": 16},
+        feature_dim={"min": 1, "max": 4096},
+        dropout={"max": 0.99},
+    ),
+)

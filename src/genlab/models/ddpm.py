@@ -23,6 +23,7 @@ The process (`genlab.diffusion`) knows nothing of this module: the model hands i
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +32,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.data import Batch
-from genlab.diffusion import SAMPLERS, TARGETS, Samples, cfg_model, make_schedule, sample
+from genlab.data import Batch, Shard
+from genlab.diffusion import SAMPLERS, SCHEDULES, TARGETS, Samples, cfg_model, make_schedule, sample
 from genlab.errors import GenlabError
+from genlab.family import (
+    CONDITIONAL,
+    FROZEN,
+    Configured,
+    Family,
+    LoadedRun,
+    image_fields,
+    num_classes,
+    pick,
+)
 from genlab.models.unet import UNet, UNetConfig, drop_labels
+from genlab.options import Option, field_options
 
-FROZEN = "frozen.safetensors"
-"""Parts of a run that are not trained (the VAE, the caption encodings), written at creation."""
 
 
 @dataclass(frozen=True)
@@ -111,8 +121,8 @@ class Diffusion(nn.Module):
         self.vae = None
         shape: tuple[int, ...] = (config.channels, config.image_size, config.image_size)
         if config.vae is not None:
+            from genlab.io import config_from_dict
             from genlab.models.vae import VAE, VAEConfig
-            from genlab.runs import config_from_dict
 
             self.vae = VAE(config_from_dict(VAEConfig, config.vae, "the first stage's config"))
             shape = tuple(self.vae.latent_shape)
@@ -169,7 +179,7 @@ class Diffusion(nn.Module):
     def load_frozen(self, run_dir: str | Path) -> None:
         """Load the frozen parts written when the run was created (RUN/frozen.safetensors);
         the training loop calls this before the first step of a new run."""
-        from genlab.runs import load_weights
+        from genlab.io import load_weights
 
         if not self.frozen_state():
             return
@@ -182,14 +192,16 @@ class Diffusion(nn.Module):
 
     # ------------------------------------------------------------------------- spaces
 
-    def to_diffusion_space(self, x: torch.Tensor) -> torch.Tensor:
+    def to_diffusion_space(self, x: torch.Tensor, shard: Shard = Shard()) -> torch.Tensor:
         """Images x (B, C, H, W) in [0, 1] -> x0 of the process: 2x - 1, or the scaled latent
-        latent_scale * z with z ~ q(z | x) of the VAE (B, *latent_shape)."""
+        latent_scale * z with z ~ q(z | x) of the VAE (B, *latent_shape), its noise drawn
+        through `shard` (the rows of a global batch x holds)."""
         if self.vae is None:
             return 2.0 * x - 1.0
         with torch.no_grad():
             mu, logvar = self.vae.encode_dist(x)
-            z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+            eps = shard.randn(mu.shape, device=mu.device, dtype=mu.dtype)
+            z = mu + (0.5 * logvar).exp() * eps
         return self.config.latent_scale * z
 
     def to_images(self, x0: torch.Tensor) -> torch.Tensor:
@@ -213,17 +225,20 @@ class Diffusion(nn.Module):
         return self.caption_states[rows], self.caption_mask[rows] > 0.5
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The denoising loss of `genlab.diffusion.Schedule.training_loss` on one batch."""
-        cfg = self.config
-        x0 = self.to_diffusion_space(batch.x)
+        """The denoising loss of `genlab.diffusion.Schedule.training_loss` on one batch; every
+        random draw goes through the batch's shard (N processes draw what one would)."""
+        cfg, shard = self.config, batch.shard
+        x0 = self.to_diffusion_space(batch.x, shard)
         cond = context = mask = None
         if cfg.num_classes:
             if batch.y.min() < 0:
                 raise GenlabError("a conditional diffusion model needs labelled data")
             null = cfg.num_classes
-            y = drop_labels(batch.y, cfg.label_dropout, null)  # null (K) with p label_dropout
+            u = shard.rand(batch.y.shape, device=batch.y.device)
+            y = drop_labels(batch.y, cfg.label_dropout, null, uniform=u)  # null with p dropout
             if cfg.text_dim:
-                rows = self.caption_rows(y.clamp(max=null - 1))
+                which = shard.randint(0, cfg.captions, y.shape, device=y.device)
+                rows = self.caption_rows(y.clamp(max=null - 1), which)
                 rows = torch.where(y == null, self.caption_states.shape[0] - 1, rows)
                 context, mask = self.context_of_rows(rows)
             else:
@@ -232,9 +247,13 @@ class Diffusion(nn.Module):
         def eps_model(x_t: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
             return self.unet(x_t, t, c, context, mask)
 
+        B = x0.shape[0]
+        t = shard.randint(0, self.schedule.T, (B,), device=x0.device)  # (B,)
+        eps = shard.randn(x0.shape, device=x0.device, dtype=x0.dtype)
         loss = self.schedule.training_loss(
-            eps_model, x0, cond, target=cfg.prediction, min_snr_gamma=cfg.min_snr_gamma
-        )
+            eps_model, x0, cond, target=cfg.prediction, min_snr_gamma=cfg.min_snr_gamma,
+            t=t, eps=eps,
+        )  # fmt: skip
         return loss, {}
 
     # ------------------------------------------------------------------------- sampling
@@ -405,3 +424,163 @@ def latent_scale_of(vae, images: torch.Tensor, seed: int = 0) -> tuple[float, fl
 def snr_db(schedule, t: int) -> float:
     """Signal-to-noise ratio of x_t in decibels (for picture captions)."""
     return 10.0 * math.log10(float(schedule.snr(t)))
+
+
+# ------------------------------------------------------------------------------ the family records
+
+LATENT_UNET = {"width": 32, "mults": (1, 2), "attention_levels": ()}
+"""The latent model's UNet: on a 4x7x7 latent two levels (7x7, 4x4), attention (and a text
+model's cross-attention) in the middle block only, at 4x4: 0.7 M parameters. Attention at 7x7
+as well cost 1.6x the step time on one CPU core (CPU attention backward on 49 tokens is slow)."""
+
+DIFFUSION_TRAIN = {"lr": 1e-3, "warmup_steps": 200}
+"""Training defaults of the diffusion families: a lower peak rate than the VAE's 2e-3."""
+
+DERIVED = ("channels", "image_size", "num_classes", "vae", "latent_scale", "text_dim")
+DERIVED += ("captions", "caption_length", "x0_bound")
+"""DiffusionConfig fields set from the data, the first stage and the captions, not options."""
+
+
+def diffusion_options(**defaults) -> tuple[Option, ...]:
+    """The DiffusionConfig options (with other `defaults` for the latent models' UNet)."""
+    ranges: dict[str, dict] = {
+        "schedule": {"choices": tuple(SCHEDULES)},
+        "T": {"min": 2, "max": 100_000},
+        "prediction": {"choices": TARGETS},
+        "min_snr_gamma": {"min_open": True, "max": 1e4},
+        "width": {"min": 1, "max": 1024},
+        "mults": {"min": 1, "max": 64},
+        "blocks": {"min": 1, "max": 16},
+        "attention_levels": {"max": 16},
+        "heads": {"min": 1, "max": 64},
+        "dropout": {"max": 0.99},
+        "label_dropout": {"max": 1.0},
+        "sampler": {"choices": SAMPLERS},
+        "steps": {"min": 1, "max": 100_000},
+        "eta": {"max": 1.0},
+        "guidance": {"max": 100.0},
+    }
+    for name, value in defaults.items():
+        ranges[name] = {**ranges.get(name, {}), "default": value}
+    return field_options(DiffusionConfig, exclude=DERIVED, **ranges)
+
+
+VAE_RUN = Option(
+    "vae",
+    "run",
+    help="The VAE run whose spatial latent to diffuse in (genlab train vae --latent-channels 4).",
+    required=True,
+    of=("vae",),
+)
+
+
+def first_stage(run: LoadedRun, data) -> dict:
+    """DiffusionConfig fields of a latent model on the VAE of `run`: its config, the scale that
+    gives its latents unit variance and their clipping bound, measured on 2,048 training images.
+
+    Raises:
+        GenlabError: the VAE's latent is a vector, or it was made for other images.
+    """
+    vae = run.model
+    if len(getattr(vae, "latent_shape", ())) != 3:
+        raise GenlabError(
+            f"--vae {run.path}: its latent is a vector; latent diffusion needs a spatial latent: "
+            "train it with `genlab train vae --latent-channels 4`"
+        )
+    c, h, _ = data.shape
+    if (vae.config.channels, vae.config.image_size) != (c, h):
+        raise GenlabError(
+            f"--vae {run.path}: made for {vae.config.channels}x{vae.config.image_size} images, "
+            f"the data is {c}x{h}"
+        )
+    scale, bound = latent_scale_of(vae, data.images[: min(len(data), 2048)].float() / 255.0)
+    vae_config = dataclasses.asdict(vae.config)
+    return {"vae": vae_config, "latent_scale": scale, "x0_bound": bound}
+
+
+def caption_table(class_names: list[str]) -> tuple[list[list[str]], torch.Tensor, torch.Tensor]:
+    """Every class's captions (padded to the same count by repetition) and their encodings.
+
+    Returns:
+        captions[k][m]; states (K * M + 1, L, D) with the empty caption last; mask (K * M + 1, L)
+        as float.
+    """
+    from genlab.text import captions, load_text_encoder
+
+    per_class = captions(class_names)
+    M = max(len(c) for c in per_class)
+    padded = [[c[m % len(c)] for m in range(M)] for c in per_class]
+    flat = [caption for c in padded for caption in c] + [""]
+    states, mask = load_text_encoder().encode(flat)
+    return padded, states.float(), mask.float()
+
+
+def _frozen(config: DiffusionConfig, vae=None, states=None, mask=None) -> dict:
+    """The frozen state of a latent model: the first stage's weights and the captions."""
+    with torch.random.fork_rng(devices=[]):  # building the model must not move the RNG
+        model = Diffusion(config)
+    if vae is not None:
+        model.vae.load_state_dict(vae.state_dict())
+    if states is not None:
+        model.caption_states.copy_(states)
+        model.caption_mask.copy_(mask)
+    return model.frozen_state()
+
+
+def configure_ddpm(options: dict, data) -> Configured:
+    """Diffusion in pixel space (optionally class-conditional)."""
+    k = num_classes(data, "ddpm --conditional", 2) if options.get("conditional") else 0
+    return Configured(pick(DiffusionConfig, options, **image_fields(data), num_classes=k))
+
+
+def configure_ldm(options: dict, data) -> Configured:
+    """Diffusion in the spatial latent of the --vae run (optionally class-conditional)."""
+    k = num_classes(data, "ldm --conditional", 2) if options.get("conditional") else 0
+    run = options["vae"]
+    fields = {**image_fields(data), **first_stage(run, data), "num_classes": k}
+    config = pick(DiffusionConfig, options, **fields)
+    extra = {"first_stage": str(Path(run.path).resolve())}
+    return Configured(config, extra, _frozen(config, run.model))
+
+
+def configure_txt2img(options: dict, data) -> Configured:
+    """Latent diffusion conditioned on the sentence encoder's token states of captions of the
+    data's classes, encoded once here."""
+    k = num_classes(data, "txt2img", 2)
+    run = options["vae"]
+    captions, states, mask = caption_table(list(data.class_names))
+    fields = {**image_fields(data), **first_stage(run, data), "num_classes": k}
+    fields.update(text_dim=states.shape[-1], captions=len(captions[0]))
+    fields["caption_length"] = states.shape[1]
+    config = pick(DiffusionConfig, options, **fields)
+    extra = {"first_stage": str(Path(run.path).resolve()), "captions": captions}
+    return Configured(config, extra, _frozen(config, run.model, states, mask))
+
+
+FAMILY = Family(
+    name="ddpm",
+    summary="Diffusion in pixel space: a UNet learns the noise (DDPM; DDIM/DPM-Solver sampling).",
+    config=DiffusionConfig,
+    model=Diffusion,
+    configure=configure_ddpm,
+    options=(*diffusion_options(), CONDITIONAL),
+    train_defaults=DIFFUSION_TRAIN,
+)
+LATENT_FAMILY = Family(
+    name="ldm",
+    summary="Latent diffusion in the spatial latent of a genlab VAE run (--vae RUN).",
+    config=DiffusionConfig,
+    model=Diffusion,
+    configure=configure_ldm,
+    options=(*diffusion_options(**LATENT_UNET), CONDITIONAL, VAE_RUN),
+    train_defaults=DIFFUSION_TRAIN,
+)
+TEXT_FAMILY = Family(
+    name="txt2img",
+    summary="Miniature text to image: latent diffusion cross-attending to MiniLM's token states.",
+    config=DiffusionConfig,
+    model=Diffusion,
+    configure=configure_txt2img,
+    options=(*diffusion_options(**LATENT_UNET), VAE_RUN),
+    train_defaults=DIFFUSION_TRAIN,
+)

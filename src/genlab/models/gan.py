@@ -29,6 +29,7 @@ optimisers) lives in the training loop, not here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from genlab.data.types import Shard
 from genlab.errors import GenlabError
+from genlab.family import Configured, Family, image_fields, num_classes, pick
+from genlab.options import field_options
 from genlab.models.autoencoder import conv_levels, level_widths
 
 # -- losses: pure functions of discriminator logits --------------------------------------------
@@ -89,6 +93,7 @@ def gradient_penalty(
     y: torch.Tensor | None = None,
     *,
     generator: torch.Generator | None = None,
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """E[(||grad_x f(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017, eq. 3).
 
@@ -97,13 +102,16 @@ def gradient_penalty(
         x_real, x_fake: (B, ...) real and (detached) generated samples.
         y: (B,) labels passed through to `discriminator_fn`, or None.
         generator: draws the per-sample eps ~ U(0, 1).
+        eps: (B, 1, ..., 1) interpolation weights drawn already (then `generator` is unused).
 
     Returns:
         Scalar penalty, differentiable in f's parameters (create_graph=True).
     """
-    shape = (x_real.shape[0],) + (1,) * (x_real.ndim - 1)  # one eps per sample
-    device = generator.device if generator is not None else x_real.device
-    eps = torch.rand(shape, generator=generator, device=device).to(x_real)
+    if eps is None:
+        shape = (x_real.shape[0],) + (1,) * (x_real.ndim - 1)  # one eps per sample
+        device = generator.device if generator is not None else x_real.device
+        eps = torch.rand(shape, generator=generator, device=device)
+    eps = eps.to(x_real)
     x_hat = (eps * x_real + (1 - eps) * x_fake).detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(discriminator_fn(x_hat, y).sum(), x_hat, create_graph=True)
     norm = grad.flatten(1).square().sum(1).add(1e-12).sqrt()  # (B,); 1e-12 keeps d/dgrad finite
@@ -393,7 +401,11 @@ class GAN(nn.Module):
         return self.decode(z.to(device), y)
 
     def d_loss(
-        self, x_real: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor
+        self,
+        x_real: torch.Tensor,
+        y: torch.Tensor | None,
+        z: torch.Tensor,
+        shard: Shard = Shard(),
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """D's loss on a real batch and a fake batch G(z) (G's output detached).
 
@@ -401,6 +413,7 @@ class GAN(nn.Module):
             x_real: (B, C, H, W) in [0, 1].
             y: (B,) labels of x_real, also used for the fakes; None for an unconditional model.
             z: (B, latent_dim) noise.
+            shard: the rows of the global batch these are (draws the gradient penalty's eps).
 
         Returns:
             The scalar loss and detached logs: loss_d, d_real, d_fake (mean D(x) for minimax/ns,
@@ -418,7 +431,8 @@ class GAN(nn.Module):
         loss = self.d_loss_fn(real_logits, fake_logits)
         logs = {"d_real": self._score(real_logits), "d_fake": self._score(fake_logits)}
         if self.config.loss == "wgan-gp":
-            gp = gradient_penalty(self.discriminator, x_real, x_fake, y)
+            eps = shard.rand((x_real.shape[0],) + (1,) * (x_real.ndim - 1), device=x_real.device)
+            gp = gradient_penalty(self.discriminator, x_real, x_fake, y, eps=eps)
             loss = loss + self.config.gp_weight * gp
             logs["gp"] = gp.detach()
         logs["loss_d"] = loss.detach()
@@ -444,3 +458,77 @@ class GAN(nn.Module):
         fake_logits = self.discriminator(self.generator(z, y), y)  # (B,)
         loss = self.g_loss_fn(fake_logits)
         return loss, {"loss_g": loss.detach(), "d_fake_g": self._score(fake_logits)}
+
+
+# ------------------------------------------------------------------------------ the family records
+
+LOSS_DEFAULTS: dict[str, dict] = {
+    "wgan-gp": {"n_critic": 5, "lr_d": 1e-4, "lr_g": 1e-4, "betas": (0.0, 0.9)},
+}
+"""GANConfig values a loss is usually trained with (Gulrajani et al. 2017, Algorithm 1), applied
+where the user gives no value."""
+
+GAN_TRAIN = {"lr_schedule": "constant", "warmup_steps": 0, "grad_clip": None}
+"""TrainConfig values of GAN runs: constant rates, no warmup, no clipping (TrainConfig's schedule
+scales lr_d and lr_g; TrainConfig.lr is unused)."""
+
+
+def gan_config(options: dict, **fixed) -> GANConfig:
+    """The GANConfig of the options: given values win, then the loss's `LOSS_DEFAULTS`."""
+    loss = options.get("loss") or "ns"
+    given = {k: v for k, v in options.items() if v is not None}
+    return pick(GANConfig, {**LOSS_DEFAULTS.get(loss, {}), **given}, **fixed)
+
+
+def configure_gan(options: dict, data) -> Configured:
+    """An unconditional GAN for the training images' shape."""
+    return Configured(gan_config(options, **image_fields(data)))
+
+
+def configure_cgan(options: dict, data) -> Configured:
+    """A GAN conditioned on the training data's classes."""
+    k = num_classes(data, "cgan (or train an unconditional `gan`)")
+    return Configured(gan_config(options, **image_fields(data), num_classes=k))
+
+
+def _by_loss(what: str) -> str:
+    return f"{what} (default: 1 for n_critic, 2e-4 and (0.5, 0.999) otherwise; wgan-gp: " + (
+        "5, 1e-4, (0.0, 0.9))."
+    )
+
+
+GAN_OPTIONS = field_options(
+    GANConfig,
+    exclude=("channels", "image_size", "num_classes"),
+    latent_dim={"min": 1, "max": 4096},
+    g_widths={"min": 1, "max": 1024},
+    d_widths={"min": 1, "max": 1024},
+    loss={"choices": tuple(LOSSES)},
+    gp_weight={"max": 1e4},
+    n_critic={"default": None, "min": 1, "max": 100, "help": _by_loss("D steps per G step")},
+    lr_g={"default": None, "min_open": True, "max": 1.0, "help": _by_loss("G's Adam rate")},
+    lr_d={"default": None, "min_open": True, "max": 1.0, "help": _by_loss("D's Adam rate")},
+    betas={"default": None, "length": 2, "max": 0.9999, "help": _by_loss("Adam's betas")},
+)
+GAN_STEP = "genlab.training.gan:GANStep"
+GAN_CURVES = "genlab.pictures.gan:plot_gan_curves"
+
+FAMILY = Family(
+    name="gan",
+    summary="DCGAN with the minimax, non-saturating, hinge or WGAN-GP loss.",
+    config=GANConfig,
+    model=GAN,
+    configure=configure_gan,
+    options=GAN_OPTIONS,
+    step=GAN_STEP,
+    train_defaults=GAN_TRAIN,
+    train_ignores=("lr", "betas"),
+    curves=GAN_CURVES,
+)
+
+CONDITIONAL_FAMILY = dataclasses.replace(
+    FAMILY,
+    name="cgan",
+    summary="Conditional GAN: label embedding in G, projection discriminator.",
+    configure=configure_cgan,
+)

@@ -30,8 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.data import Batch, ImageData
-from genlab.diffusion import ModelFn, Schedule, make_schedule
+from genlab.diffusion import SCHEDULES, ModelFn, Schedule, make_schedule
 from genlab.errors import GenlabError
+from genlab.family import Configured, Family, image_fields, num_classes, pick
+from genlab.options import field_options
 from genlab.models.classifier import require_classes
 from genlab.models.unet import ResBlock, timestep_embedding
 
@@ -124,8 +126,8 @@ class NoisyClassifier(nn.Module):
         if batch.y.min() < 0:
             raise GenlabError("a classifier needs labelled data; this data set has no labels")
         x0 = 2 * batch.x - 1  # (B, C, H, W) in [-1, 1]
-        t = torch.randint(0, self.schedule.T, (x0.shape[0],))  # (B,) on the CPU, like the schedule
-        eps = torch.randn_like(x0)
+        t = batch.shard.randint(0, self.schedule.T, (x0.shape[0],))  # (B,) on the CPU
+        eps = batch.shard.randn(x0.shape, device=x0.device, dtype=x0.dtype)
         x_t = self.schedule.q_sample(x0, t, eps)
         logits = self(x_t, t.to(x0.device))
         loss = F.cross_entropy(logits, batch.y)
@@ -221,3 +223,32 @@ def evaluate_noisy_accuracy(
             correct += (classifier(x_t, t_batch).argmax(1).cpu() == batch.y).sum().item()
         accuracy[t] = correct / len(data)
     return accuracy
+
+
+# ------------------------------------------------------------------------------ the family record
+
+
+def configure(options: dict, data) -> Configured:
+    """A noise-aware classifier of the training data's classes."""
+    k = num_classes(data, "a noisy classifier", minimum=2)
+    return Configured(pick(NoisyClassifierConfig, options, **image_fields(data), num_classes=k))
+
+
+FAMILY = Family(
+    name="noisy-classifier",
+    summary="p(y | x_t, t) on noised images, for classifier guidance of diffusion models.",
+    config=NoisyClassifierConfig,
+    model=NoisyClassifier,
+    configure=configure,
+    options=field_options(
+        NoisyClassifierConfig,
+        exclude=("channels", "image_size", "num_classes"),
+        schedule={"choices": tuple(SCHEDULES)},
+        T={"min": 1, "max": 100_000},
+        width={"min": 1, "max": 1024},
+        mults={"min": 1, "max": 64},
+        blocks={"min": 1, "max": 16},
+        groups={"min": 1, "max": 1024},
+        dropout={"max": 0.99},
+    ),
+)

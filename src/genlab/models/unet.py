@@ -40,7 +40,11 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
 
 
 def drop_labels(
-    y: torch.Tensor, p: float, null_id: int, generator: torch.Generator | None = None
+    y: torch.Tensor,
+    p: float,
+    null_id: int,
+    generator: torch.Generator | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Replace each label by `null_id` with probability p (label dropout for CFG training).
 
@@ -49,13 +53,16 @@ def drop_labels(
         p: drop probability in [0, 1].
         null_id: the "no class" id, `UNetConfig.num_classes`.
         generator: seeds the drops.
+        uniform: (B,) U(0, 1) draws to use instead (a label is dropped where uniform < p).
 
     Returns:
         (B,) long, a new tensor.
     """
     if not 0.0 <= p <= 1.0:
         raise GenlabError(f"label drop probability must be in [0, 1], got {p}")
-    drop = torch.rand(y.shape, generator=generator, device=y.device) < p
+    if uniform is None:
+        uniform = torch.rand(y.shape, generator=generator, device=y.device)
+    drop = uniform < p
     return torch.where(drop, torch.full_like(y, null_id), y)
 
 

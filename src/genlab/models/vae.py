@@ -32,6 +32,8 @@ from torch import nn
 
 from genlab.data import Batch
 from genlab.errors import GenlabError
+from genlab.family import CONDITIONAL, Configured, Family, image_fields, num_classes, pick
+from genlab.options import field_options
 from genlab.models.autoencoder import ConvDecoder, ConvEncoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -186,10 +188,14 @@ class VAE(nn.Module):
 
     @staticmethod
     def reparameterize(
-        mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None
+        mu: torch.Tensor,
+        logvar: torch.Tensor,
+        generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I): differentiable in mu and logvar."""
-        eps = _randn(mu.shape, generator, mu)
+        """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I) (drawn with `generator` unless given):
+        differentiable in mu and logvar."""
+        eps = _randn(mu.shape, generator, mu) if eps is None else eps.to(mu)
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -217,10 +223,12 @@ class VAE(nn.Module):
         y: torch.Tensor | None = None,
         *,
         generator: torch.Generator | None = None,
+        eps: torch.Tensor | None = None,
     ) -> ELBO:
-        """Per-example ELBO in nats with a single-sample Monte-Carlo reconstruction term."""
+        """Per-example ELBO in nats with a single-sample Monte-Carlo reconstruction term (the
+        noise eps (B, *latent_shape) drawn with `generator` unless given)."""
         mu, logvar = self.encode_dist(x, y)
-        z = self.reparameterize(mu, logvar, generator)
+        z = self.reparameterize(mu, logvar, generator, eps)
         recon = self.log_px_given_z(x, self.decode_logits(z, y))  # E_q[log p(x|z)], (B,)
         kl = kl_standard_normal(mu.flatten(1), logvar.flatten(1))  # (B,)
         return ELBO(recon - kl, recon, kl)
@@ -228,7 +236,8 @@ class VAE(nn.Module):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean over the batch of -(recon - beta * kl); logs recon, kl and elbo (nats/image)."""
         y = batch.y if self.config.num_classes else None
-        out = self.elbo(batch.x, y)
+        eps = batch.shard.randn((batch.x.shape[0], *self.latent_shape), device=batch.x.device)
+        out = self.elbo(batch.x, y, eps=eps)
         loss = -(out.recon - self.config.beta * out.kl).mean()
         logs = {"recon": out.recon.mean(), "kl": out.kl.mean(), "elbo": out.elbo.mean()}
         return loss, {name: value.detach() for name, value in logs.items()}
@@ -353,3 +362,34 @@ def evaluate_nll(
     n = images.shape[0]
     bits = D * math.log(2)
     return NLLResult(neg_elbo / n, nll / n, neg_elbo / n / bits, nll / n / bits, n)
+
+
+# ------------------------------------------------------------------------------ the family record
+
+
+def configure(options: dict, data) -> Configured:
+    """A VAE for the training images' shape; --conditional takes the data's classes."""
+    k = num_classes(data, "vae --conditional") if options.get("conditional") else 0
+    return Configured(pick(VAEConfig, options, **image_fields(data), num_classes=k))
+
+
+FAMILY = Family(
+    name="vae",
+    summary="Variational autoencoder (also conditional, or with a spatial latent for ldm).",
+    config=VAEConfig,
+    model=VAE,
+    configure=configure,
+    options=(
+        *field_options(
+            VAEConfig,
+            exclude=("channels", "image_size", "num_classes"),
+            latent_dim={"min": 1, "max": 4096},
+            widths={"min": 1, "max": 1024},
+            likelihood={"choices": ("bernoulli", "gaussian")},
+            init_logvar={"min": -20.0, "max": 20.0},
+            beta={"max": 1e4},
+            latent_channels={"max": 256},
+        ),
+        CONDITIONAL,
+    ),
+)

@@ -61,7 +61,7 @@ def resolve_precision(precision: str, device: str) -> str:
     CPU it is fp32 unless the CPU computes bf16 natively; then the answer is measured
     (`StableDiffusion` does it once per CPU and model), so "auto" comes back "measure".
     """
-    from genlab.training.loop import bf16_native
+    from genlab.runtime import bf16_native
 
     if precision not in ("auto", *DTYPES):
         raise GenlabError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16")
@@ -183,3 +183,22 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def quiet_libraries() -> None:
+    """diffusers/transformers log warnings and progress bars of their own: keep errors only."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def load_offline(path, **options):
+    """`load` with the hub switched off and the libraries' own logging quiet."""
+    offline()
+    quiet_libraries()
+    return load(path, **options)

@@ -386,3 +386,18 @@ def request_from_metadata(meta: dict[str, str], where: str = "image") -> Request
         return Request(**values)
     except (TypeError, ValueError) as e:
         raise GenlabError(f"{where}: damaged genlab sd metadata ({e})") from None
+
+
+def make_requests(prompt: str, *, n: int = 1, seed: int = 0, **fields) -> list[Request]:
+    """n requests for a prompt, the seeds seed, seed + 1, ... (`Request`'s other fields as
+    keywords: steps, guidance_scale, scheduler, width, height, mode, image, mask, strength).
+
+    Raises:
+        GenlabError: n < 1 or an unknown scheduler.
+    """
+    if n < 1:
+        raise GenlabError(f"--n {n}: give at least 1")
+    scheduler = fields.get("scheduler", DEFAULT_SCHEDULER)
+    if scheduler not in SCHEDULERS:
+        raise GenlabError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    return [Request(prompt, seed=seed + i, **fields) for i in range(n)]

@@ -1,5 +1,5 @@
-"""Pictures of a GAN run from its metrics.csv: the training curves with a guide to reading them,
-and the measured points of the generator-gradient picture (`models.gan.plot_gradient_picture`).
+"""Pictures of GAN runs: the training curves with a guide to reading them, the generator-gradient
+picture with measured points (`gan_gradients`), and a CycleGAN's translations (`translate`).
 """
 
 from __future__ import annotations
@@ -9,8 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
+from typing import NamedTuple
+
+import torch
+
 from genlab.errors import GenlabError
 from genlab.models.gan import PROBABILITY_LOSSES
+from genlab.pictures import Picture
 from genlab.plots import numeric_column, read_metrics_rows
 
 GUIDE = """How to read these curves
@@ -179,3 +184,82 @@ def gradient_points(run_dir: str | os.PathLike) -> tuple[list[float], list[float
     if not ok.any():
         raise GenlabError(f"{csv_path}: no rows with d_fake_g and grad_norm_g")
     return c["d_fake_g"][ok].tolist(), c["grad_norm_g"][ok].tolist()
+
+
+def gan_gradients(
+    runs: list[str | os.PathLike],
+    out: str | os.PathLike,
+    metadata: dict[str, str] | None = None,
+) -> str:
+    """Why the minimax loss saturates: G's gradient against D(G(z)) for both losses, with one
+    measured point per metrics.csv row of each GAN run (mean D(G(z)), G's gradient norm).
+    Writes `out`; returns a note on what it shows."""
+    from genlab.families import FAMILIES
+    from genlab.models.gan import GAN, plot_gradient_picture
+    from genlab.runs import read_config
+
+    if not runs:
+        raise GenlabError("give at least one GAN run")
+    measured = {}
+    for run in runs:
+        config = read_config(run)
+        family = FAMILIES.get(config["family"])
+        if family is None or family.model is not GAN:
+            raise GenlabError(f"{run}: a {config['family']} run; gan-gradients needs GAN runs")
+        measured[f"{Path(run).name} ({config['model']['loss']})"] = gradient_points(run)
+    plot_gradient_picture(out, measured, metadata=metadata)
+    return f"{sum(len(d) for d, _ in measured.values())} measured points"
+
+
+class Translation(NamedTuple):
+    """A folder translated by a CycleGAN: the images in (N, C, H, W) and out, in [0, 1], their
+    file names, and the direction's label ("Sneaker -> Ankle boot")."""
+
+    inputs: torch.Tensor
+    outputs: torch.Tensor
+    names: list[str]
+    direction: str
+
+    def save(self, out: str | os.PathLike, metadata: dict[str, str] | None = None) -> list[Path]:
+        """One PNG per image into the folder `out`, keeping the file names (as .png)."""
+        from genlab.images import save_png, to_uint8
+
+        meta = {"software": "genlab", "direction": self.direction, **(metadata or {})}
+        targets = [Path(n).with_suffix(".png") for n in self.names]
+        if len(set(targets)) < len(targets):  # a.jpg and a.png: keep the suffixes
+            targets = [Path(n + ".png") for n in self.names]
+        return [
+            save_png(Path(out) / target, to_uint8(image), {**meta, "source": name})
+            for name, target, image in zip(self.names, targets, self.outputs, strict=True)
+        ]
+
+    def grid(self, shown: int = 32) -> Picture:
+        """Rows of up to 8 inputs, each above its translations (blank tiles pad the last)."""
+        x, y = self.inputs, self.outputs
+        cols, shown = min(8, len(y)), min(shown, len(y))
+        rows = []
+        for i in range(0, shown, cols):
+            pad = torch.ones(cols - len(y[i : i + cols]), *y.shape[1:])
+            rows += [x[i : i + cols], pad, y[i : i + cols], pad]
+        return Picture(torch.cat(rows), cols, {"direction": self.direction})
+
+
+def translate(
+    run: str | os.PathLike, images: str | os.PathLike, direction: str = "ab"
+) -> Translation:
+    """Translate every image of a folder (searched recursively) with a CycleGAN run, A to B
+    ("ab") or B to A ("ba"); images are resized and centre-cropped to the run's size and
+    channels, as in training."""
+    from genlab.data.folder import read_images
+    from genlab.runs import load_model, read_config
+
+    model = load_model(run)
+    if not hasattr(model, "translate"):
+        raise GenlabError(f"{run}: a {read_config(run)['family']} run; translate needs a cyclegan")
+    if direction not in ("ab", "ba"):
+        raise GenlabError(f"--direction {direction}: use ab (A to B) or ba (B to A)")
+    names, x = read_images(images, model.config.image_size, model.config.channels)
+    with torch.inference_mode():
+        y = torch.cat([model.translate(c.float() / 255, direction) for c in x.split(64)])
+    label = dict(zip("ab", read_config(run).get("domains", ["A", "B"]), strict=True))
+    return Translation(x.float() / 255, y.float(), list(names), f"{label[direction[0]]} -> {label[direction[1]]}")

@@ -1,0 +1,87 @@
+"""`genlab ...`: the command line. Thin: each command parses, calls one library function of the
+same name, prints. One module per topic: train, runs (sample, plot, embed, nll), latent, diffusion,
+gan, evaluate, demo, data, sd.
+
+Heavy libraries (torch, accelerate, matplotlib) are imported inside the commands, so that
+`genlab --help` answers at once. Every mistake is one line on stderr and exit code 2: a value
+out of its range, an option of another family, a missing or foreign run, a file that is not an
+image (`GenlabError` from the library, click's usage errors from the parser).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from genlab.cli import data, demo, diffusion, evaluate, gan, latent, runs, sd
+from genlab.cli.train import train
+from genlab.errors import GenlabError
+
+
+@click.group(
+    name="genlab",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["--help", "-h"], "max_content_width": 100},
+)
+def cli() -> None:
+    """A generative deep learning lab: train, sample, evaluate and explore generative models."""
+
+
+cli.add_command(train)
+for module in (runs, latent, diffusion, gan, evaluate, demo, data, sd):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def _say_error(message: str) -> None:
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process speaks
+        click.echo(f"error: {message}", err=True)
+
+
+def _usage_line(e: click.ClickException) -> str:
+    """A click error as one line: the problem, then where to look."""
+    from genlab.cli.common import OptionType
+
+    if isinstance(e, click.BadParameter) and isinstance(getattr(e.param, "type", None), OptionType):
+        message = e.message  # names the option and its range already
+    else:
+        message = e.format_message()
+    message = " ".join(message.split())
+    ctx = getattr(e, "ctx", None)
+    if ctx is not None and "--help" not in message:
+        message += f" (see {ctx.command_path} --help)"
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for mistakes, with one line on stderr)."""
+    try:
+        code = cli.main(args=argv, prog_name="genlab", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help())
+        return 0
+    except GenlabError as e:
+        _say_error(str(e))
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        _say_error(_usage_line(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted; the last checkpoint is kept", err=True)
+        return 130
+    except OSError as e:
+        name = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        _say_error(f"{name}{e.strerror or e}")
+        return 2
+    return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

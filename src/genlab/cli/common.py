@@ -1,0 +1,149 @@
+"""What every command module shares: options built from `genlab.options.Option` records (so
+the command line and the Python API check values alike), the common options, and output.
+
+Nothing here imports torch: `genlab --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genlab.errors import GenlabError
+from genlab.options import Option
+
+
+class OptionType(click.ParamType):
+    """A click type that checks values with an Option record: a bad value is one line naming
+    the option and its valid range, and exit code 2."""
+
+    def __init__(self, option: Option):
+        self.option = option
+        self.name = option.kind
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and self.option.kind == "str" and not self.option.choices:
+            return value
+        try:
+            return self.option.check(value)
+        except GenlabError as e:
+            raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+
+    def get_metavar(self, param, ctx=None):
+        o = self.option
+        if o.choices:
+            return "[" + "|".join(map(str, o.choices)) + "]"
+        return {"ints": "INTS", "floats": "NUMBERS", "run": "RUN", "path": "PATH"}.get(
+            o.kind, o.kind.upper()
+        )
+
+
+def click_option(option: Option, *, default: Any = None, hidden: bool = False) -> click.Option:
+    """The click option of an Option record (a --flag/--no-flag pair for booleans)."""
+    value = option.default if default is None else default
+    help_text = option.help
+    if option.bounds():
+        help_text += f" [{option.bounds()}]"
+    decls = [*option.spellings, option.name]
+    if option.kind == "bool":
+        flag = option.flag[2:]
+        decls = [f"--{flag}/--no-{flag}", option.name]
+        return click.Option(decls, default=bool(value), show_default=True, help=help_text)
+    return click.Option(
+        decls,
+        type=OptionType(option),
+        default=value,
+        required=option.required,
+        show_default=value is not None,
+        help=help_text,
+        hidden=hidden,
+    )
+
+
+def opt(option: Option, **kwargs):
+    """Decorator form of `click_option`."""
+
+    def decorate(fn):
+        params = getattr(fn, "__click_params__", [])
+        params.append(click_option(option, **kwargs))
+        fn.__click_params__ = params
+        return fn
+
+    return decorate
+
+
+# ------------------------------------------------------------------------------ common options
+
+SEED = Option("seed", "int", 0, "Random seed: the same seed gives the same picture.", min=0,
+              max=2**32 - 1)  # fmt: skip
+CLASS = Option("class_name", "str", None, "Class name (conditional models).", flags=("--class",))
+PROMPT = Option("prompt", "str", None, "txt2img: the prompt.")
+SAMPLER = Option(
+    "sampler", "str", None, "Diffusion: ddpm (all T steps), ddim or dpm (DPM-Solver++ 2M).",
+    choices=("ddpm", "ddim", "dpm", "dpmpp_2m"),
+)  # fmt: skip
+STEPS = Option("steps", "int", None, "Diffusion: steps of ddim/dpm (50).", min=1, max=100_000)
+ETA = Option("eta", "float", None, "Diffusion: DDIM eta (0 deterministic).", min=0.0, max=1.0)
+GUIDANCE = Option(
+    "guidance", "float", None,
+    "Diffusion: classifier-free guidance weight w (1 = none, 0 = unconditional).",
+    min=0.0, max=100.0,
+)  # fmt: skip
+CLASSIFIER = Option(
+    "classifier", "run", None, "Diffusion: a noisy-classifier run for classifier guidance."
+)
+CLASSIFIER_SCALE = Option(
+    "classifier_scale", "float", 1.0, "Diffusion: classifier guidance scale s (with --classifier).",
+    min=0.0, max=1000.0,
+)  # fmt: skip
+PROGRESS = Option("progress", "bool", True, "Show progress bars.")
+
+
+def n_option(default: int, help_text: str, maximum: int = 100_000) -> Option:
+    """The --n of a command: how many images, at least 1."""
+    return Option("n", "int", default, help_text, min=1, max=maximum)
+
+
+def out_option(default: str, help_text: str = "The PNG file to write.") -> click.Option:
+    """--out/-o with a default file name."""
+    return click.Option(
+        ["--out", "-o", "out"], type=click.Path(path_type=Path), default=Path(default),
+        show_default=True, help=help_text,
+    )  # fmt: skip
+
+
+def out(default: str, help_text: str = "The PNG file to write."):
+    def decorate(fn):
+        params = getattr(fn, "__click_params__", [])
+        params.append(out_option(default, help_text))
+        fn.__click_params__ = params
+        return fn
+
+    return decorate
+
+
+def run_argument(help_text: str = "A run directory written by `genlab train`."):
+    """The RUN argument of a command."""
+    return click.argument("run", type=click.Path(path_type=Path), metavar="RUN")
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def echo(message: str) -> None:
+    click.echo(message)
+
+
+def command_meta() -> dict[str, str]:
+    """PNG metadata: the command that made a picture."""
+    return {"command": "genlab " + shlex.join(sys.argv[1:]) if sys.argv else "genlab"}
+
+
+def is_reporter() -> bool:
+    """Whether this process reports (the main one under `accelerate launch`/torchrun)."""
+    return os.environ.get("RANK", "0") == "0"

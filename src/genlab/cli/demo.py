@@ -1,0 +1,39 @@
+"""`genlab demo` (the library's `genlab.demo.run_demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from genlab.cli.common import PROGRESS, echo, opt
+from genlab.options import Option
+
+MINUTES = {"min": 0.0, "max": 10_000.0}
+
+
+@click.command()
+@click.option("--out", "-o", "out", type=click.Path(path_type=Path), default=Path("demo"),
+              show_default=True, help="Where to write the demo.")  # fmt: skip
+@opt(Option("minutes", "float", 3.0, "Training budget of the VAE in minutes.", min=0.0,
+            min_open=True, max=10_000.0))  # fmt: skip
+@opt(Option("gan_minutes", "float", 3.0, "Budget of the GAN (0 skips the GAN section).",
+            **MINUTES))  # fmt: skip
+@opt(Option("diffusion_minutes", "float", 3.0,
+            "Budget of each diffusion run: the first-stage VAE, a latent diffusion model and a "
+            "text-to-image model (0 skips the diffusion section).", **MINUTES))  # fmt: skip
+@opt(Option("eval_n", "int", 10_000, "Samples `genlab eval` scores (0 skips it).", min=0,
+            max=1_000_000))  # fmt: skip
+@opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
+@opt(Option("retrain", "bool", False, "Train again even if the demo runs exist."))
+@opt(PROGRESS)
+def demo(**options) -> None:
+    """Train a VAE, a GAN and latent diffusion models on Fashion-MNIST for a few minutes each,
+    draw every picture, evaluate, and write index.html (updated after every picture)."""
+    from genlab.demo import DemoConfig, run_demo
+
+    index = run_demo(DemoConfig(**options), say=echo)
+    echo(f"demo ready: open {index}")
+
+
+COMMANDS = [demo]

@@ -1,0 +1,104 @@
+"""`genlab eval` and `genlab compare` (the library's `genlab.evaluation.scoring`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from genlab.cli.common import (
+    CLASSIFIER,
+    CLASSIFIER_SCALE,
+    ETA,
+    GUIDANCE,
+    PROGRESS,
+    SAMPLER,
+    SEED,
+    STEPS,
+    echo,
+    n_option,
+    opt,
+)
+from genlab.options import Option
+
+FEATURES = Option("features", "run", None,
+                  "A classifier run trained on the data (`genlab train classifier`).")  # fmt: skip
+INCEPTION = Option("inception_weights", "path", None,
+                   "Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file).")
+EVAL_N = n_option(10_000, "Samples to generate and score.", 1_000_000)
+
+
+@click.command("eval")
+@click.argument("run", required=False, type=click.Path(path_type=Path))
+@opt(Option("images", "path", None, "Score these instead: a folder of images or a grid PNG."))
+@opt(EVAL_N)
+@opt(SEED)
+@click.option("--json", "json_", type=click.Path(path_type=Path), default=None,
+              help="Also write the record to this file.")  # fmt: skip
+@opt(Option("tile", "int", None, "Grid tile side in pixels.", min=1, max=4096))
+@opt(Option("padding", "int", None, "Grid border in pixels.", min=0, max=256))
+@opt(Option("data", "str", "fashion-mnist", "Real data for --images: 'fashion-mnist' or a folder."))
+@opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
+@opt(Option("size", "int", 32, "Image size for folder data.", min=4, max=1024))
+@opt(Option("channels", "int", 1, "1 or 3 for folder data.", choices=(1, 3)))
+@opt(FEATURES)
+@opt(INCEPTION)
+@opt(Option("references", "bool", True, "Score the floor and ceilings too (cached)."))
+@opt(PROGRESS)
+@opt(SAMPLER)
+@opt(STEPS)
+@opt(ETA)
+@opt(GUIDANCE)
+@opt(CLASSIFIER)
+@opt(CLASSIFIER_SCALE)
+def eval_(run, images, n, seed, json_, references, **options) -> None:
+    """Score a run's samples (or --images) with every metric, next to real-data references.
+
+    Diffusion runs take the sampling options of `genlab sample`; the record's file name then
+    names them (RUN/eval/eval-n<n>-seed<s>-sampler_ddim-steps_10.json)."""
+    from genlab.evaluation.evaluate import EvalConfig
+    from genlab.evaluation.report import eval_table
+    from genlab.evaluation.scoring import evaluate
+    from genlab.runs import write_json
+
+    config = EvalConfig(n=n, seed=seed, references=references)
+    if run is not None:  # the options of --images are not the run's
+        for key in ("tile", "padding", "data", "data_dir", "size", "channels"):
+            options.pop(key)
+    record, where = evaluate(run, images, config, **options)
+    echo(eval_table(record))
+    if json_ is not None:
+        write_json(json_, record)
+        where = json_
+    if where is not None:
+        echo(f"wrote {where}")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@opt(EVAL_N)
+@opt(SEED)
+@click.option("--html", type=click.Path(path_type=Path), default=Path("compare.html"),
+              show_default=True, help="The HTML page to write.")  # fmt: skip
+@opt(Option("fresh", "bool", False, "Evaluate again even where a run has a current record."))
+@opt(FEATURES)
+@opt(INCEPTION)
+@opt(PROGRESS)
+def compare(runs, n, seed, html: Path, **options) -> None:
+    """Rank runs on the same metrics: a table here and an HTML page with their samples."""
+    from genlab.atomic import atomic_path
+    from genlab.evaluation.evaluate import EvalConfig
+    from genlab.evaluation.report import compare_html, compare_table
+    from genlab.evaluation.scoring import compare as rank
+
+    ranking = rank(list(runs), EvalConfig(n=n, seed=seed), **options)
+    for run in ranking.reused:
+        echo(f"{run}: using its current record (--fresh evaluates again)")
+    echo(compare_table(ranking.records))
+    html.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(html) as tmp:
+        tmp.write_text(compare_html(ranking.records, ranking.grids))
+    echo(f"wrote {html}")
+
+
+COMMANDS = [eval_, compare]

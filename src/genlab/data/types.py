@@ -1,0 +1,105 @@
+"""The data types every part of genlab passes around: a split in memory (`ImageData`), a
+training batch (`Batch`, with the `Shard` that says which rows of the global batch this process
+holds) and the description of a data set stored in config.json (`DataSpec`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Shard(NamedTuple):
+    """Which rows of a global batch this process holds: rank, rank + world, rank + 2 world, ...
+
+    Under data parallelism each of `world` processes trains on its rows of the same global
+    batch. Random draws of a training step (noise, timesteps, dropped labels) go through these
+    methods: each process draws for the whole global batch and keeps its rows, so N processes
+    draw exactly what one process would, and their global RNGs stay equal.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def _rows(self, draw, shape: tuple[int, ...]) -> torch.Tensor:
+        if self.world == 1:
+            return draw(tuple(shape))
+        return draw((shape[0] * self.world, *shape[1:]))[self.rank :: self.world]
+
+    def randn(self, shape, *, device=None, dtype=None) -> torch.Tensor:
+        """N(0, 1) noise of `shape` (B_local, ...), from the global RNG of `device`."""
+        import torch
+
+        return self._rows(lambda s: torch.randn(s, device=device, dtype=dtype), shape)
+
+    def rand(self, shape, *, device=None) -> torch.Tensor:
+        """U(0, 1) noise of `shape` (B_local, ...)."""
+        import torch
+
+        return self._rows(lambda s: torch.rand(s, device=device), shape)
+
+    def randint(self, low: int, high: int, shape, *, device=None) -> torch.Tensor:
+        """Integers in [low, high) of `shape` (B_local, ...)."""
+        import torch
+
+        return self._rows(lambda s: torch.randint(low, high, s, device=device), shape)
+
+
+class Batch(NamedTuple):
+    """One training batch: x (B, C, H, W) float in [0, 1]; y (B,) int64 class ids (-1 if none);
+    `shard`: which rows of the global batch these are (draw the step's noise through it)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    shard: Shard = Shard()
+
+
+class ImageData(NamedTuple):
+    """A whole split in memory: images (N, C, H, W) uint8, labels (N,) int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        """The images at `index` as floats in [0, 1]."""
+        return Batch(self.images[index].float().div_(255.0), self.labels[index])
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data set to load; stored in a run's config.json so a run can reload its data.
+
+    Attributes:
+        name: "fashion-mnist" or "folder".
+        path: the IDX directory (fashion-mnist; None = the usual search order) or image folder.
+        size: image side in pixels for folders (resized and centre-cropped); None keeps 28.
+        channels: 1 (grayscale) or 3 (RGB) for folders.
+        limit: use only the first `limit` training images (tiny runs and tests); None = all.
+        classes: keep only the images of these classes (names, case-insensitive), in both
+            splits and before `limit`; None = all. A CycleGAN domain is a spec with one class.
+    """
+
+    name: str = "fashion-mnist"
+    path: str | None = None
+    size: int | None = None
+    channels: int = 1
+    limit: int | None = None
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.classes, str | list):  # a JSON list, or one name given bare
+            names = (self.classes,) if isinstance(self.classes, str) else tuple(self.classes)
+            object.__setattr__(self, "classes", names)
+
+

@@ -1,0 +1,126 @@
+"""The record a model family declares about itself, in its own module (`FAMILY = Family(...)`).
+
+`genlab.families.FAMILIES` collects them; everything that works on "any family" (creating and
+training runs, `genlab.load`, the CLI's per-family `genlab train` commands, sampling, the demo
+and the app) reads these records instead of switching on family names. Adding a family is its
+model file with its record, optionally its training step, and one entry in `genlab.families`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from genlab.options import Option
+
+FROZEN = "frozen.safetensors"
+"""Parts of a run that are not trained (a latent model's VAE, caption encodings), written when
+the run is created (`Configured.frozen`)."""
+
+ONE_OPTIMIZER = "genlab.training.steps:OneOptimizer"
+"""The default training step: one AdamW optimiser on `model.loss(batch)`."""
+
+
+class Configured(NamedTuple):
+    """What a family makes of its options and training data when a run is created.
+
+    Attributes:
+        config: the model's frozen config.
+        extra: more entries for config.json (class names, a CycleGAN's domains, ...).
+        frozen: tensors that training never changes (a latent model's VAE), written to
+            RUN/frozen.safetensors and loaded before the first step (`model.load_frozen`).
+        train: TrainConfig fields the family's options decide (a CycleGAN's lr).
+    """
+
+    config: Any
+    extra: dict[str, Any] = {}
+    frozen: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+
+
+class LoadedRun(NamedTuple):
+    """An option of kind "run", loaded for `configure`: the directory, its config and model."""
+
+    path: Path
+    config: dict[str, Any]
+    model: Any
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: what it is, what it takes, how it trains.
+
+    Attributes:
+        name: the name of `genlab train NAME` and of config.json's "family".
+        summary: one line for `genlab train --help`.
+        config: the frozen config dataclass of the model.
+        model: the nn.Module class; `model(config)` builds it.
+        configure: (checked options, training data) -> Configured: the model config (and more)
+            for a new run. Options of kind "run" arrive as `LoadedRun`s.
+        options: the family's own options (beyond the shared data, budget and TrainConfig ones,
+            which an option of the same name replaces).
+        step: "module:Class" of the training step (`genlab.training.engine.Step`); imported by
+            the engine only, so that models never import training code.
+        train_defaults: TrainConfig values that differ from TrainConfig's defaults.
+        train_ignores: TrainConfig fields that do not apply (not offered as options).
+        data: "images" (one data set: --data, --data-dir, --size, --channels, --limit) or
+            "domains" (two, as `specs` builds them).
+        specs: options -> {"data": DataSpec, ...} for families whose data is not one image set.
+        read: (specs, split) -> the training data, for families whose data is not one image set.
+        curves: "module:function" drawing the training curves: (run_dir, out, metadata) -> Path.
+    """
+
+    name: str
+    summary: str
+    config: type
+    model: type
+    configure: Callable[[dict[str, Any], Any], Configured]
+    options: tuple[Option, ...] = ()
+    step: str = ONE_OPTIMIZER
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)
+    train_ignores: tuple[str, ...] = ()
+    data: str = "images"
+    specs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    read: Callable[[dict[str, Any], str], Any] | None = None
+    curves: str = "genlab.plots:plot_run_metrics"
+
+    def option(self, name: str) -> Option | None:
+        """The family's own option of that name, if it has one."""
+        return next((o for o in self.options if o.name == name), None)
+
+
+def image_fields(data: Any) -> dict[str, int]:
+    """channels and image_size of a model config, from the training images (N, C, H, W)."""
+    c, h, _ = data.shape
+    return {"channels": c, "image_size": h}
+
+
+def pick(cls: type, options: Mapping[str, Any], **fixed: Any) -> Any:
+    """An instance of the config dataclass `cls` from the options naming its fields (None
+    values are left to the dataclass' defaults) and the `fixed` values, which win."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in options.items() if k in names and v is not None}
+    return cls(**{**given, **fixed})
+
+
+CONDITIONAL = Option(
+    "conditional", "bool", False, "Condition on the data's classes: a model of P(x | class)."
+)
+
+
+def num_classes(data: Any, what: str, minimum: int = 1) -> int:
+    """The number of classes of labelled training data, or a one-line error saying that `what`
+    needs labels (class sub-folders of an image folder)."""
+    from genlab.errors import GenlabError
+
+    k = len(data.class_names)
+    if k < minimum or (data.labels < 0).any():
+        raise GenlabError(
+            f"{what} needs labelled data with at least {minimum} classes: put the images in "
+            "class sub-folders (one per class)"
+        )
+    return k

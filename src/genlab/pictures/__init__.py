@@ -1,0 +1,75 @@
+"""The lecture's pictures, drawn from trained runs: each function takes a run directory and
+returns a `Picture` (tiles and how to lay them out) or writes a plot, and the CLI commands of the
+same names only save what these return. In a notebook:
+
+```python
+from genlab import pictures
+pictures.interpolate("runs/vae", pairs=4).save("interp.png")
+pictures.interpolate("runs/vae").image()   # a PIL image, which Jupyter shows
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Picture(NamedTuple):
+    """Tiles (N, C, H, W) in [0, 1] laid out `nrow` to a row, and what made them.
+
+    Attributes:
+        tiles: the images.
+        nrow: tiles per row.
+        info: PNG metadata (run, seed and the picture's own facts, e.g. timesteps).
+        note: one line on what the picture shows (the CLI prints it after writing).
+    """
+
+    tiles: torch.Tensor
+    nrow: int
+    info: dict[str, str] = {}
+    note: str = ""
+
+    def grid(self):
+        """The grid as a uint8 array (H, W) or (H, W, 3), 2-pixel borders."""
+        from genlab.images import make_grid
+
+        return make_grid(self.tiles, nrow=self.nrow)
+
+    def image(self):
+        """The grid as a PIL image."""
+        from PIL import Image
+
+        return Image.fromarray(self.grid())
+
+    def save(self, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+        """Write the grid as a PNG with `info` (and `metadata`, e.g. the command) in it."""
+        from genlab.images import BORDER, save_png
+
+        grid_meta = {"grid_tile": str(self.tiles.shape[-1]), "grid_padding": str(BORDER)}
+        meta = {"software": "genlab", **grid_meta, **self.info, **(metadata or {})}
+        return save_png(path, self.grid(), meta)
+
+
+def plot(
+    run: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
+    """The training curves of a run from its metrics.csv, as its family draws them (a GAN's
+    with a guide to reading them); writes `out`."""
+    import importlib
+
+    from genlab.errors import GenlabError
+    from genlab.families import get_family
+    from genlab.runs import read_config
+
+    csv_path = Path(run) / "metrics.csv"
+    if not csv_path.is_file():
+        raise GenlabError(f"{csv_path}: missing; the run has not logged any step yet")
+    family = get_family(read_config(run)["family"], str(Path(run) / "config.json"))
+    module, _, name = family.curves.partition(":")
+    draw = getattr(importlib.import_module(module), name)
+    return draw(run, out, metadata={"run": str(run), **(metadata or {})})

@@ -1,0 +1,261 @@
+"""Drawing from trained runs: `sample(run, n)` for every family that samples, with the options
+diffusion models take (sampler, steps, guidance, a noisy classifier, a prompt), and writing the
+samples as a grid, as one PNG per sample (what pytorch-fid, clean-fid and torch-fidelity read)
+or as one .npz array with the classes or prompt used.
+
+Also the run-level helpers the pictures share: a run's test data, class ids from class names.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from genlab.data import ImageData
+from genlab.errors import GenlabError
+from genlab.runs import config_from_dict, load_model, read_config
+
+SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm": "dpmpp_2m", "dpmpp_2m": "dpmpp_2m"}
+"""Sampler spellings of the command line -> `genlab.diffusion.SAMPLERS`."""
+TXT2IMG_GUIDANCE = 3.0
+"""The classifier-free guidance weight of `txt2img` when none is given."""
+
+
+class Samples(NamedTuple):
+    """n samples of a run and what they were asked to be.
+
+    Attributes:
+        images: (n, C, H, W) in [0, 1].
+        labels: (n,) class ids asked for; None for an unconditional model.
+        class_names: the run's class names (labels index them).
+        prompt: the text of a text-to-image run, else None.
+        info: what made them (run, seed, options), for PNG metadata.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    class_names: tuple[str, ...]
+    prompt: str | None
+    info: dict[str, str]
+
+
+# ------------------------------------------------------------------------------ run helpers
+
+
+def test_data(run: str | os.PathLike) -> ImageData:
+    """The test split of the data a run was trained on."""
+    from genlab.data import DataSpec, load_data
+
+    config = read_config(run)
+    spec = config_from_dict(DataSpec, config.get("data", {}), str(Path(run) / "config.json"))
+    return load_data(spec, "test")
+
+
+def named_class(run: str | os.PathLike, name: str, n: int) -> torch.Tensor:
+    """(n,) ids of the class called `name` (case-insensitive) among a run's class names."""
+    names = read_config(run).get("class_names", [])
+    lowered = [c.lower() for c in names]
+    if name.lower() not in lowered:
+        known = ", ".join(names) if names else "none: the run's data has no classes"
+        raise GenlabError(f"unknown class {name!r}; classes: {known}")
+    return torch.full((n,), lowered.index(name.lower()), dtype=torch.long)
+
+
+def class_ids(run: str | os.PathLike, model, name: str | None, n: int) -> torch.Tensor | None:
+    """(n,) class ids of a conditional model: the class `name`, or every class in turn when
+    None; None for an unconditional model (which refuses a class name)."""
+    K = getattr(model.config, "num_classes", 0)
+    if not K:
+        if name is not None:
+            raise GenlabError(f"{run}: --class needs a conditional model")
+        return None
+    if name is None:
+        return torch.arange(n) % K
+    return named_class(run, name, n)
+
+
+def one_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of n images, the classes in turn (the first image of each)."""
+    if labels.min() < 0:
+        return torch.arange(n)
+    firsts = [int((labels == k).nonzero()[0]) for k in labels.unique().tolist()]
+    return torch.tensor([firsts[i % len(firsts)] for i in range(n)])
+
+
+def diffusion_model(run: str | os.PathLike):
+    """The model of a diffusion run (ddpm, ldm, txt2img), or a one-line error."""
+    from genlab.models.ddpm import Diffusion
+
+    model = load_model(run)
+    if not isinstance(model, Diffusion):
+        raise GenlabError(f"{run}: a {read_config(run)['family']} run, not a diffusion run")
+    return model
+
+
+def sampling_options(
+    model,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    guidance: float | None = None,
+    classifier: str | os.PathLike | None = None,
+    classifier_scale: float = 1.0,
+) -> dict[str, Any]:
+    """Diffusion sampling options as `Diffusion.sample` keywords; refused for other models."""
+    given = (sampler, steps, eta, guidance, classifier)
+    if given == (None,) * 5:
+        return {}
+    from genlab.models.ddpm import Diffusion
+    from genlab.models.noisy_classifier import NoisyClassifier
+
+    if not isinstance(model, Diffusion):
+        raise GenlabError(
+            "--sampler, --steps, --eta, --guidance and --classifier are options of diffusion runs"
+        )
+    options: dict[str, Any] = {}
+    if sampler is not None:
+        if sampler not in SAMPLER_NAMES:
+            raise GenlabError(f"--sampler {sampler}: use ddpm, ddim or dpm")
+        options["sampler"] = SAMPLER_NAMES[sampler]
+    if steps is not None:
+        if not 1 <= steps <= model.config.T:
+            raise GenlabError(f"--steps {steps}: use 1 to {model.config.T}")
+        options["steps"] = steps
+    if eta is not None:
+        options["eta"] = eta
+    if guidance is not None:
+        if not model.config.num_classes:
+            raise GenlabError("--guidance needs a conditional model (ddpm/ldm --conditional)")
+        options["guidance"] = guidance
+    if classifier is not None:
+        if read_config(classifier)["family"] != "noisy-classifier":
+            raise GenlabError(
+                f"--classifier {classifier}: not a noisy-classifier run; train one with "
+                "`genlab train noisy-classifier --out RUN`"
+            )
+        clf = load_model(classifier)
+        assert isinstance(clf, NoisyClassifier)
+        options.update(classifier=clf, classifier_scale=classifier_scale)
+    return options
+
+
+def prompt_context(model, run: str | os.PathLike, prompt: str):
+    """A prompt's (token states, mask) for a txt2img run, with a one-line error otherwise."""
+    if not getattr(model.config, "text_dim", 0):
+        raise GenlabError(f"{run}: not a text-to-image run; --prompt needs `genlab train txt2img`")
+    if not prompt.strip():
+        raise GenlabError("the prompt is empty; describe a garment, e.g. 'a pair of ankle boots'")
+    return model.encode_prompt(prompt)
+
+
+# ------------------------------------------------------------------------------ sampling
+
+
+def sample(
+    run: str | os.PathLike,
+    n: int = 64,
+    *,
+    seed: int = 0,
+    class_name: str | None = None,
+    sampler: str | None = None,
+    steps: int | None = None,
+    eta: float | None = None,
+    guidance: float | None = None,
+    classifier: str | os.PathLike | None = None,
+    classifier_scale: float = 1.0,
+    prompt: str | None = None,
+    model=None,
+) -> Samples:
+    """n samples of a trained run, seeded: the same seed gives the same images.
+
+    Args:
+        run: a run directory.
+        class_name: the class to draw (conditional models, or an unconditional diffusion model
+            guided by `classifier`); None draws the classes in turn.
+        sampler, steps, eta, guidance, classifier, classifier_scale: diffusion sampling
+            (`Diffusion.sample`); classifier is a noisy-classifier run for classifier guidance.
+        prompt: the text of a txt2img run (guidance defaults to 3 then).
+        model: the run's model, if loaded already.
+    """
+    if n < 1:
+        raise GenlabError(f"--n {n}: draw at least one sample")
+    model = model if model is not None else load_model(run)
+    if hasattr(model, "translate") and not hasattr(model, "sample"):
+        raise GenlabError(
+            f"{run}: a CycleGAN translates images and draws no samples: use "
+            f"`genlab translate {run} --images DIR --out DIR`"
+        )
+    if not hasattr(model, "sample"):
+        raise GenlabError(f"{run}: a {read_config(run)['family']} run draws no samples")
+    options = sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
+    labels = None
+    if class_name is not None:
+        if not getattr(model.config, "num_classes", 0) and classifier is None:
+            raise GenlabError(
+                f"{run}: --class needs a conditional model (train with --conditional, or cgan) "
+                "or, for a diffusion model, a --classifier to guide it"
+            )
+        # the classes of the model, or of the classifier that guides an unconditional model
+        labels = named_class(classifier if classifier is not None else run, class_name, n)
+        options["y"] = labels
+    if prompt is not None:
+        options["context"] = prompt_context(model, run, prompt)
+        options.setdefault("guidance", TXT2IMG_GUIDANCE)
+    elif labels is None and getattr(model.config, "num_classes", 0):
+        labels = torch.arange(n) % model.config.num_classes  # what the model draws for y=None
+    with torch.inference_mode():
+        x = model.sample(n, generator=torch.Generator().manual_seed(seed), **options)
+    info = {"run": str(run), "seed": str(seed)}
+    if prompt is not None:
+        info.update(prompt=prompt, guidance=str(options["guidance"]))
+    names = tuple(read_config(classifier if classifier is not None else run).get("class_names", ()))
+    return Samples(x.float().cpu(), labels, names, prompt, info)
+
+
+def save_samples(
+    samples: Samples, out: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> str:
+    """Write samples as a grid PNG (FILE.png), one PNG per sample (DIR/: an existing or new
+    folder, which must hold no files yet) or one .npz array (FILE.npz: images (n, H, W, C)
+    uint8, labels (n,) int64 (-1 unconditional), class_names, prompt). Returns what was written.
+    """
+    import numpy as np
+
+    from genlab.images import BORDER, make_grid, save_png, to_uint8
+
+    text = os.fspath(out)
+    meta = {"software": "genlab", **samples.info, **(metadata or {})}
+    x, n = samples.images, len(samples.images)
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        folder = Path(text)
+        if folder.is_dir() and any(folder.iterdir()):
+            raise GenlabError(f"{folder}: not empty; give a new or empty folder for the samples")
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            extra = {"index": str(i)}
+            if samples.labels is not None:
+                extra["class"] = samples.class_names[int(samples.labels[i])]
+            save_png(folder / f"{i:06d}.png", to_uint8(x[i]), {**meta, **extra})
+        return f"{n} PNG files in {folder}"
+    path = Path(text)
+    if path.suffix == ".npz":
+        from genlab.atomic import atomic_path
+
+        images = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        labels = samples.labels if samples.labels is not None else torch.full((n,), -1)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(
+                f, images=images, labels=labels.long().numpy(),
+                class_names=np.array(samples.class_names, dtype=str),
+                prompt=np.array(samples.prompt or ""), seed=np.array(int(samples.info["seed"])),
+            )  # fmt: skip
+        return f"{path} ({n} images {tuple(images.shape[1:])} uint8 with labels)"
+    if path.suffix.lower() != ".png":
+        raise GenlabError(f"--out {text}: write FILE.png (a grid), FILE.npz or a folder DIR/")
+    grid_meta = {"grid_tile": str(x.shape[-1]), "grid_padding": str(BORDER)}
+    save_png(path, make_grid(x), {**meta, **grid_meta})
+    return str(path)
