@@ -112,15 +112,16 @@ CONDITIONAL = Option(
 )
 
 
-def num_classes(data: Any, what: str, minimum: int = 1) -> int:
+def num_classes(data: Any, what: str, minimum: int = 1, hint: str = "") -> int:
     """The number of classes of labelled training data, or a one-line error saying that `what`
-    needs labels (class sub-folders of an image folder)."""
+    needs labels (class sub-folders of an image folder), then `hint`."""
     from genlab.errors import GenlabError
 
     k = len(data.class_names)
     if k < minimum or (data.labels < 0).any():
+        at_least = f" of at least {minimum} classes" if minimum > 1 else ""
         raise GenlabError(
-            f"{what} needs labelled data with at least {minimum} classes: put the images in "
-            "class sub-folders (one per class)"
+            f"{what} needs labelled data{at_least}: put the images in class sub-folders "
+            f"(one per class){hint}"
         )
     return k

@@ -1,5 +1,8 @@
-"""DDP through accelerate: 2 CPU processes (gloo) train exactly like one process."""
+"""N processes train like one: every kind of step (one optimiser: ae, ddpm; two players: gan,
+cyclegan with its image pools) under torchrun and `accelerate launch` on 2 CPU processes (gloo),
+compared with one process; one process writes the run, every time."""
 
+import csv
 import shutil
 import subprocess
 import sys
@@ -10,39 +13,105 @@ import torch
 
 from genlab.runs import load_weights
 
-ARGS = ["train", "ae", "--max-steps", "4", "--batch-size", "32", "--no-progress", "--ema", "0"]
+BIN = Path(sys.executable).parent
+STEPS = ["--max-steps", "2", "--no-progress", "--precision", "fp32"]
+CASES = {
+    # family: (options, comparison). "exact": equal up to float summation order. "close": the
+    # two-player losses amplify summation-order differences through Adam's normalised steps
+    # (two one-process runs with 1 and 2 threads differ alike), so most, not all, weights agree.
+    "ae": (["--batch-size", "32"], "exact"),
+    "ddpm": (["--batch-size", "32", "--conditional", "--width", "8"], "exact"),
+    "gan": (["--batch-size", "32"], "close"),
+    "cyclegan": (
+        ["--class-a", "Sneaker", "--class-b", "Ankle boot", "--batch-size", "4", "--pool-size",
+         "4", "--ema", "0.9"],
+        "close",
+    ),  # fmt: skip
+}
 
-
-@pytest.mark.skipif(
-    shutil.which("torchrun", path=str(Path(sys.executable).parent)) is None,
-    reason="torchrun is installed with torch",
+pytestmark = pytest.mark.skipif(
+    shutil.which("torchrun", path=str(BIN)) is None, reason="torchrun is installed with torch"
 )
-def test_two_process_ddp_equals_one_process(fmnist_dir, tmp_path):
-    data = ["--data-dir", str(fmnist_dir)]
-    one, two = tmp_path / "one", tmp_path / "two"
-    cli = [sys.executable, "-m", "genlab.cli"]
-    subprocess.run([*cli, *ARGS, *data, "--out", str(one)], check=True, capture_output=True)
-    torchrun = str(Path(sys.executable).parent / "torchrun")
-    subprocess.run(
-        [
-            torchrun,
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "genlab.cli",
-            *ARGS,
-            *data,
-            "--out",
-            str(two),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    a, b = load_weights(one / "model.safetensors"), load_weights(two / "model.safetensors")
-    params = [k for k in a if "weight" in k or "bias" in k]
-    assert params
-    for key in params:
-        # Each rank takes half of every global batch; averaged gradients equal the full batch's.
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def launch(args: list[str], processes: int, launcher: str = "torchrun"):
+    if processes == 1:
+        command = [sys.executable, "-m", "genlab", *args]
+    elif launcher == "torchrun":
+        command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", str(processes),
+                   "-m", "genlab", *args]  # fmt: skip
+    else:
+        command = [str(BIN / "accelerate"), "launch", "--cpu", "--num_processes",
+                   str(processes), "--num_machines", "1", "--mixed_precision", "no",
+                   "--dynamo_backend", "no", "-m", "genlab", *args]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def losses(run: Path) -> list[float]:
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    key = "loss" if "loss" in rows[0] else "loss_g"
+    return [float(r[key]) for r in rows]
+
+
+def assert_same_training(one: Path, two: Path, how: str) -> None:
+    names = ["model.safetensors"] + (["ema.safetensors"] if (one / "ema.safetensors").exists() else [])
+    for name in names:
+        a, b = load_weights(one / name), load_weights(two / name)
+        assert a.keys() == b.keys()
+        floats = [k for k in a if a[k].is_floating_point()]
+        if how == "exact":
+            for key in floats:
+                torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+        else:
+            diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in floats])
+            assert (diff > 1e-6).float().mean() < 0.05, f"{name}: {diff.max()}"
+            assert diff.max() < 1e-3, f"{name}: {diff.max()}"
+    # metrics.csv holds the global batch's means, not one process's rows
+    assert losses(one) == pytest.approx(losses(two), rel=1e-3)
+    assert not {"state.tmp", "state.old"} & {p.name for p in two.iterdir()}
+
+
+@pytest.mark.parametrize("family", CASES)
+def test_two_processes_train_like_one(fmnist_dir, tmp_path, family):
+    options, how = CASES[family]
+    args = ["train", family, *STEPS, *options, "--data-dir", str(fmnist_dir)]
+    launch([*args, "--out", str(tmp_path / "one")], 1)
+    launch([*args, "--out", str(tmp_path / "two")], 2)
+    assert_same_training(tmp_path / "one", tmp_path / "two", how)
+    if family == "cyclegan":  # the pools: one global pool, equal to one process's
+        a = load_weights(tmp_path / "one" / "state" / "optimizer.safetensors")
+        b = load_weights(tmp_path / "two" / "state" / "optimizer.safetensors")
+        for key in ("extra.pool_a.images", "extra.pool_b.images", "extra.pool_a.count"):
+            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-4, msg=key)
+        assert int(b["extra.pool_a.count"]) == 4  # full: step 2 swapped images
+
+
+def test_accelerate_launch_and_resume_under_two_processes(fmnist_dir, tmp_path):
+    options, how = CASES["ddpm"]
+    args = ["train", "ddpm", *STEPS, *options, "--data-dir", str(fmnist_dir)]
+    launch([*args, "--out", str(tmp_path / "one")], 1)
+    launch([*args, "--out", str(tmp_path / "two")], 2, launcher="accelerate")
+    assert_same_training(tmp_path / "one", tmp_path / "two", how)
+    resume = ["train", "--resume", "RUN", "--max-steps", "3", "--no-progress"]
+    launch([a if a != "RUN" else str(tmp_path / "one") for a in resume], 1)
+    launch([a if a != "RUN" else str(tmp_path / "two") for a in resume], 2)
+    assert_same_training(tmp_path / "one", tmp_path / "two", how)
+
+
+def test_one_process_creates_and_writes_the_run_every_time(fmnist_dir, tmp_path):
+    # Both processes creating the run (or writing state.tmp) was a race that failed 1 run in 3.
+    args = ["train", "ae", "--max-steps", "3", "--checkpoint-every", "1", "--batch-size", "32",
+            "--no-progress", "--data-dir", str(fmnist_dir)]  # fmt: skip
+    for i in range(4):
+        done = launch([*args, "--out", str(tmp_path / f"r{i}")], 2)
+        assert done.stdout.count("step 3 (max_steps)") == 1  # one process reports
+    existing = tmp_path / "r0"
+    again = subprocess.run(
+        [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "genlab", *args,
+         "--out", str(existing)], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode != 0 and again.stderr.count("error: ") == 1
+    assert "already exists" in again.stderr

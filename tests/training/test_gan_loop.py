@@ -15,11 +15,11 @@ import genlab
 from genlab.cli import main
 from genlab.data import DataSpec, ImageData, load_data
 from genlab.errors import GenlabError
-from genlab.models.gan import GAN, GANConfig
+from genlab.models.gan import FAMILY, GAN, GAN_TRAIN, GANConfig, gan_config
 from genlab.runs import load_weights
 from genlab.training import TrainConfig, create_run, train
 from genlab.training.checkpoint import load_checkpoint, save_checkpoint
-from genlab.training.gan import GAN_TRAIN, ModeCollapseWarning, gan_options
+from genlab.training.gan import ModeCollapseWarning
 
 TINY_GAN = GANConfig(latent_dim=8, g_widths=(8, 16), d_widths=(8, 16))
 TINY_TRAIN = TrainConfig(
@@ -54,7 +54,7 @@ def metric_rows(run):
 def test_a_run_trains_and_writes_a_complete_run_directory(tmp_path, fmnist_dir, fm_train):
     config = dataclasses.replace(TINY_TRAIN, max_steps=4, sample_every=2)
     run = make_run(tmp_path / "run", fmnist_dir, config=config)
-    result = train(run, data=fm_train, progress=False)  # genlab.training.train dispatches
+    result = train(run, data=fm_train, progress=False)  # the engine runs the GAN step
     assert (result.step, result.stopped_by) == (4, "max_steps")
     assert {"config.json", "model.safetensors", "ema.safetensors", "state", "metrics.csv"} <= {
         p.name for p in run.iterdir()
@@ -202,19 +202,15 @@ def test_named_optimizers_round_trip(tmp_path):
                 )
 
 
-def test_gan_options_apply_loss_defaults_below_given_values():
-    assert gan_options() == {"loss": "ns", "spectral_norm": False}
-    wgan = gan_options("wgan-gp", lr_d=3e-4)
-    assert (wgan["n_critic"], wgan["lr_d"], wgan["lr_g"], wgan["betas"]) == (
-        5,
-        3e-4,
-        1e-4,
-        (0.0, 0.9),
-    )
-    with pytest.raises(GenlabError, match="--loss bogus: unknown"):
-        gan_options("bogus")
-    with pytest.raises(GenlabError, match="--n-critic must be positive"):
-        gan_options("ns", n_critic=0)
+def test_gan_config_applies_loss_defaults_below_given_values():
+    ns = gan_config({})
+    assert (ns.loss, ns.n_critic, ns.lr_d, ns.betas) == ("ns", 1, 2e-4, (0.5, 0.999))
+    wgan = gan_config({"loss": "wgan-gp", "lr_d": 3e-4, "n_critic": None})
+    assert (wgan.n_critic, wgan.lr_d, wgan.lr_g, wgan.betas) == (5, 3e-4, 1e-4, (0.0, 0.9))
+    with pytest.raises(GenlabError, match="--loss bogus: must be one of minimax, ns"):
+        FAMILY.option("loss").check("bogus")
+    with pytest.raises(GenlabError, match="--n-critic 0: must be an integer >= 1"):
+        FAMILY.option("n_critic").check(0)
 
 
 # -- the CLI -----------------------------------------------------------------------------------
@@ -246,7 +242,7 @@ def one_line_error(capsys) -> str:
 
 def test_cli_gan_runs_resume_and_keep_their_options(cli_gan, cli_cgan, tmp_path, capsys):
     config = genlab.runs.read_config(cli_cgan)
-    assert config["family"] == "gan" and config["model"]["num_classes"] == 10
+    assert config["family"] == "cgan" and config["model"]["num_classes"] == 10
     assert (config["model"]["loss"], config["model"]["n_critic"], config["model"]["lr_d"]) == (
         "hinge",
         2,
@@ -325,9 +321,9 @@ def test_cli_bad_gan_input_is_one_line(fmnist_dir, tmp_path, capsys):
     assert main(["train", "cgan", "--data", str(folder), "--size", "28", *base]) == 2
     assert "cgan needs labelled data" in one_line_error(capsys)
     assert main(["train", "gan", "--data-dir", str(fmnist_dir), "--loss", "bogus", *base]) == 2
-    assert "--loss bogus: unknown" in one_line_error(capsys)
+    assert "--loss bogus: must be one of" in one_line_error(capsys)
     assert main(["train", "vae", "--data-dir", str(fmnist_dir), "--loss", "ns", *base]) == 2
-    assert "options of gan and cgan" in one_line_error(capsys)
+    assert "it is one of gan, cgan, cyclegan" in one_line_error(capsys)
     assert not (tmp_path / "x").exists()
 
 

@@ -17,7 +17,8 @@ from genlab.models.vae import VAEConfig
 from genlab.runs import load_weights
 from genlab.training import TrainConfig, create_run, train
 from genlab.training.checkpoint import load_checkpoint
-from genlab.training.loop import epoch_order, lr_at, resolve_precision
+from genlab.training.config import epoch_order, lr_at
+from genlab.training.engine import resolve_precision
 
 TINY_VAE = VAEConfig(latent_dim=4, widths=(8, 16))
 TINY_TRAIN = TrainConfig(
@@ -160,9 +161,11 @@ class Toy(nn.Module):
 
 @pytest.fixture
 def toy_family(monkeypatch):
-    from genlab import models
+    from genlab.families import FAMILIES
+    from genlab.family import Configured, Family
 
-    monkeypatch.setitem(models.FAMILIES, "toy", (ToyConfig, Toy))
+    toy = Family("toy", "a toy", ToyConfig, Toy, configure=lambda o, d: Configured(ToyConfig()))
+    monkeypatch.setitem(FAMILIES, "toy", toy)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, toy_family):
@@ -207,7 +210,7 @@ def test_bf16_autocast_engages_when_asked(tmp_path, toy_family, monkeypatch):
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from genlab.training import loop
+    from genlab.training import engine as loop
 
     monkeypatch.setattr(loop, "bf16_native", lambda: False)
     assert resolve_precision("auto", "cpu") == "no"
@@ -242,7 +245,7 @@ def test_too_little_data_is_a_clear_error(tmp_path):
 def test_ema_handles_integer_buffers():
     from torch.optim.swa_utils import AveragedModel
 
-    from genlab.training.loop import ema_with_warmup
+    from genlab.training.engine import ema_with_warmup
 
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)

@@ -46,6 +46,23 @@ class Shard(NamedTuple):
 
         return self._rows(lambda s: torch.randint(low, high, s, device=device), shape)
 
+    def mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and unbiased standard deviation over dim 0 of the global batch, from this
+        process's rows x (B_local, ...) (statistics a model keeps, not differentiated)."""
+        if self.world == 1:
+            return x.mean(0), x.std(0)
+        import torch
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            n = x.shape[0] * self.world
+            total = x.sum(0)
+            dist.all_reduce(total)
+            mean = total / n
+            squares = (x - mean).square().sum(0)
+            dist.all_reduce(squares)
+            return mean, (squares / max(n - 1, 1)).sqrt()
+
 
 class Batch(NamedTuple):
     """One training batch: x (B, C, H, W) float in [0, 1]; y (B,) int64 class ids (-1 if none);

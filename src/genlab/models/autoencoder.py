@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.data import Batch
+from genlab.data import Batch, Shard
 from genlab.errors import GenlabError
 from genlab.family import Configured, Family, image_fields, pick
 from genlab.options import field_options
@@ -187,16 +187,18 @@ class Autoencoder(nn.Module):
             per_pixel = (torch.sigmoid(logits) - x).square()
         recon = per_pixel.flatten(1).sum(1).mean()
         if self.training:
-            self._update_latent_stats(z.detach())
+            self._update_latent_stats(z.detach(), batch.shard)
         return recon, {"recon": recon.detach()}
 
     @torch.no_grad()
-    def _update_latent_stats(self, z: torch.Tensor) -> None:
+    def _update_latent_stats(self, z: torch.Tensor, shard: Shard = Shard()) -> None:
+        """Move the running fit towards the codes of the (global) batch."""
         m = self.config.latent_momentum
         z = z.float()  # under bf16 autocast z is bf16; the running statistics stay fp32
-        self.z_mean.lerp_(z.mean(0), m)
-        if z.shape[0] > 1:
-            self.z_std.lerp_(z.std(0), m)
+        mean, std = shard.mean_std(z)
+        self.z_mean.lerp_(mean, m)
+        if z.shape[0] * shard.world > 1:
+            self.z_std.lerp_(std, m)
 
     @torch.no_grad()
     def sample(

@@ -487,7 +487,7 @@ def configure_gan(options: dict, data) -> Configured:
 
 def configure_cgan(options: dict, data) -> Configured:
     """A GAN conditioned on the training data's classes."""
-    k = num_classes(data, "cgan (or train an unconditional `gan`)")
+    k = num_classes(data, "cgan", hint=", or train an unconditional `gan`")
     return Configured(gan_config(options, **image_fields(data), num_classes=k))
 
 

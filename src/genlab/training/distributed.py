@@ -40,15 +40,41 @@ def sync_grad_norm(
     return torch.nn.utils.get_total_norm(grads)
 
 
-def global_batch_norm(model: nn.Module, world: int) -> None:
-    """Make every BatchNorm layer of `model` normalise with the statistics of the global batch
-    while training (torch's SyncBatchNorm needs a GPU; this one runs on gloo too). The state
-    dict is unchanged; with one process nothing changes."""
-    if world == 1:
+def as_one_process(model: nn.Module, shard: Shard) -> None:
+    """Make the layers of `model` that see the whole batch behave as in one process while
+    training: BatchNorm normalises with the global batch's statistics (torch's SyncBatchNorm
+    needs a GPU; this one runs on gloo too), and Dropout draws its masks for the global batch
+    (each process keeping its rows, the RNGs staying equal). The state dict is unchanged; with
+    one process nothing changes."""
+    if shard.world == 1:
         return
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.forward = types.MethodType(_global_batch_norm_forward, module)
+        elif isinstance(module, nn.Dropout):
+            module.forward = types.MethodType(_sharded_dropout(shard), module)
+
+
+def _sharded_dropout(shard: Shard):
+    def forward(self: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = shard.rand(x.shape, device=x.device) >= self.p
+        return x * keep / (1.0 - self.p)
+
+    return forward
+
+
+def _all_reduce(x: torch.Tensor) -> torch.Tensor:
+    """The sum over processes, differentiable (torch.distributed.nn's all_reduce, deprecated
+    without a replacement that has autograd)."""
+    import warnings
+
+    from torch.distributed.nn.functional import all_reduce
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return all_reduce(x)
 
 
 def _global_batch_norm_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor):
@@ -56,17 +82,15 @@ def _global_batch_norm_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.T
     so the gradients are those of one process normalising the whole batch."""
     if not self.training:
         return type(self).forward(self, x)
-    from torch.distributed.nn.functional import all_reduce
-
     dims = [0, *range(2, x.ndim)]
     shape = (1, -1) + (1,) * (x.ndim - 2)
     xf = x.float()
     count = torch.tensor([x.numel() / x.shape[1]], device=x.device)
-    sums = all_reduce(torch.cat([xf.sum(dims), count]))  # (C + 1,): sum over every process
+    sums = _all_reduce(torch.cat([xf.sum(dims), count]))  # (C + 1,): sum over every process
     n = sums[-1]
     mean = sums[:-1] / n  # (C,)
     centered = xf - mean.view(shape)
-    var = all_reduce(centered.square().sum(dims)) / n  # (C,), biased, as BatchNorm normalises
+    var = _all_reduce(centered.square().sum(dims)) / n  # (C,), biased, as BatchNorm normalises
     out = centered * torch.rsqrt(var + self.eps).view(shape)
     if self.affine:
         out = out * self.weight.view(shape) + self.bias.view(shape)
@@ -87,8 +111,9 @@ def global_rows(x: torch.Tensor, shard: Shard) -> torch.Tensor:
         return x
     import torch.distributed as dist
 
-    parts = [torch.empty_like(x) for _ in range(shard.world)]
-    dist.all_gather(parts, x.contiguous())
+    x = x.contiguous()  # gloo copies raw memory: no channels_last strides on either side
+    parts = [torch.empty_like(x, memory_format=torch.contiguous_format) for _ in range(shard.world)]
+    dist.all_gather(parts, x)
     return torch.stack(parts, dim=1).flatten(0, 1)
 
 
@@ -96,7 +121,7 @@ def processes() -> Shard:
     """This process's place among those of `accelerate launch`/torchrun (Shard(0, 1) alone)."""
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # gloo on CPUs, NCCL on GPUs
     return Shard(state.process_index, state.num_processes)
 
 

@@ -43,7 +43,7 @@ from genlab.training.checkpoint import (
     save_checkpoint,
 )
 from genlab.training.config import TrainConfig, TrainResult, batch_index, progress_of
-from genlab.training.distributed import global_batch_norm
+from genlab.training.distributed import as_one_process
 
 METRICS = "metrics.csv"
 SAMPLE_SEED_OFFSET = 12345  # sample grids use seed + this, so they are comparable over training
@@ -69,7 +69,8 @@ def make_accelerator(precision: str, cpu: bool):
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(True)  # one process may train several models in turn
-    device_type = "cpu" if cpu or not torch.cuda.is_available() else "cuda"
+    cpu = cpu or not torch.cuda.is_available()  # accelerate sets up gloo only when told "cpu"
+    device_type = "cpu" if cpu else "cuda"
     return Accelerator(mixed_precision=resolve_precision(precision, device_type), cpu=cpu)
 
 
@@ -325,6 +326,19 @@ class Engine:
         )
 
 
+def _global(sums: dict[str, torch.Tensor], engine: Engine) -> dict[str, torch.Tensor]:
+    """Logged sums averaged over the processes: metrics of the global batch, not of one rank's
+    rows (the same keys, in the same order, on every process)."""
+    if engine.shard.world == 1 or not sums:
+        return sums
+    import torch.distributed as dist
+
+    values = torch.stack([torch.as_tensor(v, dtype=torch.float32) for v in sums.values()])
+    values = values.to(engine.device)
+    dist.all_reduce(values)
+    return dict(zip(sums, (values / engine.shard.world).cpu(), strict=True))
+
+
 def prepare_training(
     run_dir: Path, max_steps: int | None, max_minutes: float | None, data
 ) -> tuple[dict[str, Any], TrainConfig, Any]:
@@ -412,7 +426,7 @@ def train(
             "processes; choose a multiple"
         )
     model = model.to(engine.device, memory_format=engine.memory_format)
-    global_batch_norm(model, engine.shard.world)
+    as_one_process(model, engine.shard)
     if ckpt is not None:
         model.load_state_dict(ckpt.model)
     train_step = step_class(family.step)(engine, model, ckpt)
@@ -464,7 +478,7 @@ def _loop(
         """Write the open logging window's means as one metrics.csv row and close it."""
         nonlocal log_sums, log_count, window_start, window_images
         now = time.perf_counter()
-        means = {k: float(v) / log_count for k, v in log_sums.items()}
+        means = {k: float(v) / log_count for k, v in _global(log_sums, engine).items()}
         ips = window_images / max(now - window_start, 1e-9)
         columns = train_step.columns(at, log_count, final)
         row: dict[str, Any] = {
