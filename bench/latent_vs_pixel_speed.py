@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import torch
+from genlab.training.diffusion import LATENT_UNET
 
 from genlab.data import Batch
 from genlab.models.ddpm import Diffusion, DiffusionConfig
 from genlab.models.vae import VAEConfig
-from genlab.training.diffusion import LATENT_UNET
 
 
 def step_time(model: Diffusion, batch: Batch, steps: int) -> float:

@@ -148,8 +148,9 @@ def test_corrupt_idx_gives_one_line_and_exit_2(fmnist_dir, tmp_path, capsys):
     "argv, fragment",
     [
         (["sample", "/nonexistent/run"], "no such run directory"),
-        (["train", "vae"], "give a family and --out"),
-        (["train", "vae", "--resume", "x"], "--resume continues an existing run"),
+        (["train", "vae"], "Missing option '--out'"),
+        (["train", "vae", "--resume", "x"], "--resume belongs before the family"),
+        (["train", "--resume", "x", "vae", "--out", "y"], "--resume continues an existing run"),
         (["train", "--resume", "/nonexistent/run"], "no such run directory"),
     ],
 )
@@ -190,7 +191,7 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
     ]
     assert main(args) == 0
     html = (out / "index.html").read_text()
-    assert "<h2>Evaluation</h2>" in html and "floor: training images" in html
+    assert "<h3>Evaluation</h3>" in html and "floor: training images" in html
     assert "FD (lower is better)" in (out / "evaluation.txt").read_text()
     for name in (
         "samples",

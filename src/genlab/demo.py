@@ -118,14 +118,18 @@ def demo_run(
     return Trained(run, family, result.step, result.elapsed_s)
 
 
-def _evaluate(run: Path, config: DemoConfig, say) -> dict[str, Any]:
+def _evaluate(run: Path, config: DemoConfig, say, text: str) -> dict[str, Any]:
+    """`genlab eval RUN --n eval_n`, its table also written to the demo folder as `text`."""
     from genlab.evaluation.evaluate import EvalConfig
     from genlab.evaluation.report import eval_table
     from genlab.evaluation.scoring import evaluate
 
     say(f"evaluating {config.eval_n} samples (genlab eval {run} --n {config.eval_n})")
     record, _ = evaluate(run, config=EvalConfig(n=config.eval_n), progress=config.progress)
-    say(eval_table(record))
+    table = eval_table(record)
+    with atomic_path(config.out / text) as tmp:
+        tmp.write_text(table + "\n")
+    say(table)
     return record
 
 
@@ -168,7 +172,7 @@ def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
     ]  # fmt: skip
     _draw(out, section, figures, write)
     if config.eval_n:
-        section.evaluation = _evaluate(run, config, say)
+        section.evaluation = _evaluate(run, config, say, "evaluation.txt")
         write()
 
 
@@ -200,7 +204,7 @@ def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
     ]  # fmt: skip
     _draw(out, section, figures, write)
     if config.eval_n:
-        section.evaluation = _evaluate(run, config, say)
+        section.evaluation = _evaluate(run, config, say, "gan_evaluation.txt")
         write()
 
 

@@ -125,9 +125,8 @@ class Option:
             for item in items:
                 if not self._in_range(item):
                     raise self._error(value)
-        if self.kind in ("ints", "floats") and self.length is not None:
-            if len(items) != self.length:
-                raise self._error(value)
+        if self.kind in ("ints", "floats") and self.length not in (None, len(items)):
+            raise self._error(value)
         if self.choices is not None and converted not in self.choices:
             raise self._error(value)
         return converted
@@ -206,8 +205,10 @@ def field_docs(cls: type) -> dict[str, str]:
     `name: text` (or `a, b: text`) of an "Attributes:" section in the class docstring."""
     docs: dict[str, str] = {}
     lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    if lines and lines[0].strip() == "Attributes:" or any(
-        line.strip() == "Attributes:" for line in lines
+    if (
+        lines
+        and lines[0].strip() == "Attributes:"
+        or any(line.strip() == "Attributes:" for line in lines)
     ):
         start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:") + 1
         current: list[str] = []
@@ -242,7 +243,7 @@ def field_docs(cls: type) -> dict[str, str]:
 def _kind_of(annotation: Any) -> tuple[str, bool]:
     """(kind, nullable) of a dataclass field's annotation (a string under postponed evaluation)."""
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    text = str(annotation) if not text else text
+    text = text or str(annotation)
     nullable = "None" in text
     core = text.replace(" ", "").replace("|None", "").replace("None|", "")
     for prefix, kind in (("tuple[int", "ints"), ("tuple[float", "floats"), ("bool", "bool"),

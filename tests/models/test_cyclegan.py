@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models import FAMILIES
+from genlab.families import FAMILIES
 from genlab.models.cyclegan import (
     CycleGAN,
     CycleGANConfig,
@@ -164,7 +164,7 @@ def test_image_pool_state_round_trip_reproduces_queries():
 
 
 def test_registered_and_rebuilt_from_json_with_the_same_weights(tmp_path):
-    assert FAMILIES["cyclegan"] == (CycleGANConfig, CycleGAN)
+    assert (FAMILIES["cyclegan"].config, FAMILIES["cyclegan"].model) == (CycleGANConfig, CycleGAN)
     model = make()
     config = {"family": "cyclegan", "model": json.loads(json.dumps(dataclasses.asdict(TINY)))}
     save_weights(tmp_path / "w.safetensors", model.state_dict())

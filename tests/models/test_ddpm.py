@@ -13,10 +13,10 @@ from PIL import Image
 import genlab
 from genlab.cli import main
 from genlab.data import Batch, DataSpec, load_data
-from genlab.models.ddpm import FROZEN, Diffusion, DiffusionConfig
+from genlab.family import FROZEN
+from genlab.models.ddpm import Diffusion, DiffusionConfig
 from genlab.runs import load_weights
-from genlab.training import TrainConfig, train
-from genlab.training.diffusion import create_diffusion_run
+from genlab.training import train
 
 TINY = DiffusionConfig(width=8, num_classes=10, steps=4)
 TRAIN = ["--batch-size", "16", "--no-progress", "--sample-every", "1000", "--width", "8"]
@@ -99,13 +99,12 @@ def test_config_errors_are_one_line():
 def test_pixel_ddpm_resumes_exactly(fmnist_dir, tmp_path):
     spec = DataSpec("fashion-mnist", str(fmnist_dir), limit=128)
     data = load_data(spec, "train")
-    tcfg = TrainConfig(batch_size=16, max_steps=6, log_every=2, sample_every=1000, seed=3)
     # 6 steps, 3 log rows; the split run stops at 3, mid-window
 
     def make(name):
-        return create_diffusion_run(
-            tmp_path / name, "ddpm", spec, data, tcfg, conditional=True,
-            overrides={"width": 8, "steps": 2},
+        return genlab.create(
+            "ddpm", tmp_path / name, data_dir=fmnist_dir, limit=128, batch_size=16, max_steps=6,
+            log_every=2, sample_every=1000, seed=3, conditional=True, width=8, steps=2,
         )  # fmt: skip
 
     straight, split = make("straight"), make("split")
@@ -183,7 +182,7 @@ def test_latent_model_errors(fmnist_dir, tmp_path, capsys, vae_run):
     )
     assert "spatial latent" in one_line_error(capsys)
     assert main(["train", "vae", "--vae", str(vae_run), "--out", str(tmp_path / "c"), *base]) == 2
-    assert "options of" in one_line_error(capsys)
+    assert "it is one of ldm, txt2img" in one_line_error(capsys)
 
 
 # ----------------------------------------------------------------------------- CLI pictures
@@ -219,7 +218,7 @@ def test_sampling_options_are_refused_where_they_do_not_apply(vae_run, tmp_path,
     assert main(["forward", str(vae_run), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a diffusion run" in one_line_error(capsys)
     assert main(["txt2img", str(vae_run), "a bag", "--out", str(tmp_path / "x.png")]) == 2
-    assert "not a diffusion run" in one_line_error(capsys)
+    assert "not a text-to-image run" in one_line_error(capsys)
 
 
 def test_eval_records_name_the_sampling_options(ldm_run, capsys):

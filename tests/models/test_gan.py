@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
+from genlab.families import FAMILIES
 from genlab.images import read_png_metadata
-from genlab.models import FAMILIES
 from genlab.models.gan import (
     GAN,
     LOSSES,
@@ -263,7 +263,7 @@ def test_bad_configs_error():
 
 
 def test_registered_family_builds_from_a_json_config():
-    assert FAMILIES["gan"] == (GANConfig, GAN)
+    assert (FAMILIES["gan"].config, FAMILIES["gan"].model) == (GANConfig, GAN)
     as_json = json.loads(json.dumps(dataclasses.asdict(TINY)))  # tuples become lists
     model = build_model({"family": "gan", "model": as_json})
     assert isinstance(model, GAN) and model.config == TINY

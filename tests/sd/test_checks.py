@@ -132,4 +132,4 @@ def test_cli_errors_are_one_line(sd_folder, tmp_path, capsys):
     assert err.count("\n") == 0 and "pickled checkpoint" in err and "--allow-pickle" in err
     assert not (tmp_path / "a").exists()
     code = main(["sd", "txt2img", "x", "--model", str(sd_folder), "--scheduler", "nope"])
-    assert code == 2 and "unknown scheduler 'nope'" in capsys.readouterr().err
+    assert code == 2 and "--scheduler nope: must be one of" in capsys.readouterr().err

@@ -206,14 +206,14 @@ def test_ctrl_c_stops_at_a_step_boundary(sd, sd_folder, tmp_path, monkeypatch, c
         sd.generate(Request("a cat", steps=4), should_stop=lambda: True)
     assert (stopped.value.step, stopped.value.total) == (1, 4)
 
-    import genlab.training.loop
+    import genlab.runtime
 
-    class Pressed(genlab.training.loop.StopFlag):  # Ctrl-C already pressed
+    class Pressed(genlab.runtime.StopFlag):  # Ctrl-C already pressed
         def __enter__(self):
             self.requested = True
             return self
 
-    monkeypatch.setattr(genlab.training.loop, "StopFlag", Pressed)
+    monkeypatch.setattr(genlab.runtime, "StopFlag", Pressed)
     out = tmp_path / "never.png"
     assert main(["sd", "txt2img", "x", "--model", str(sd_folder), "--out", str(out), *FAST]) == 130
     assert "stopped at step 1/3 of picture 1/1; wrote 0 of 1" in capsys.readouterr().err
@@ -245,13 +245,13 @@ def test_cpu_precision_auto_is_measured_when_bf16_is_native(sd_folder, monkeypat
 
     from genlab.data.fashion_mnist import cache_dir
 
-    monkeypatch.setattr("genlab.training.loop.bf16_native", lambda: True)
+    monkeypatch.setattr("genlab.runtime.bf16_native", lambda: True)
     sd = genlab.sd.load(sd_folder, device="cpu", precision="auto")
     timing = json.loads((cache_dir() / "sd-precision.json").read_text())
     (entry,) = timing.values()
     assert sd.precision == ("bf16" if entry["bf16"] < entry["fp32"] else "fp32")
     assert sd.pipe.unet.dtype == {"bf16": torch.bfloat16, "fp32": torch.float32}[sd.precision]
-    monkeypatch.setattr("genlab.training.loop.bf16_native", lambda: False)
+    monkeypatch.setattr("genlab.runtime.bf16_native", lambda: False)
     assert genlab.sd.load(sd_folder, device="cpu").precision == "fp32"
 
 

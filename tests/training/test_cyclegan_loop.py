@@ -17,12 +17,11 @@ from PIL import Image
 import genlab
 from genlab.cli import main
 from genlab.data import DataSpec, load_data
+from genlab.data.domains import Domains, domain_label, load_domains
 from genlab.errors import GenlabError
 from genlab.images import read_png_metadata
-from genlab.models.cyclegan import CycleGAN, CycleGANConfig
+from genlab.models.cyclegan import CYCLEGAN_TRAIN, CycleGAN, CycleGANConfig
 from genlab.runs import config_from_dict, load_weights, read_config
-from genlab.data.domains import Domains, domain_label, load_domains
-from genlab.models.cyclegan import CYCLEGAN_TRAIN
 from genlab.training import TrainConfig, create_run, train
 from genlab.training.checkpoint import load_checkpoint
 from genlab.training.cyclegan import linear_decay

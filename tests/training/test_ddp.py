@@ -23,8 +23,18 @@ CASES = {
     "ddpm": (["--batch-size", "32", "--conditional", "--width", "8"], "exact"),
     "gan": (["--batch-size", "32"], "close"),
     "cyclegan": (
-        ["--class-a", "Sneaker", "--class-b", "Ankle boot", "--batch-size", "4", "--pool-size",
-         "4", "--ema", "0.9"],
+        [
+            "--class-a",
+            "Sneaker",
+            "--class-b",
+            "Ankle boot",
+            "--batch-size",
+            "4",
+            "--pool-size",
+            "4",
+            "--ema",
+            "0.9",
+        ],
         "close",
     ),  # fmt: skip
 }
@@ -57,7 +67,9 @@ def losses(run: Path) -> list[float]:
 
 
 def assert_same_training(one: Path, two: Path, how: str) -> None:
-    names = ["model.safetensors"] + (["ema.safetensors"] if (one / "ema.safetensors").exists() else [])
+    names = ["model.safetensors"] + (
+        ["ema.safetensors"] if (one / "ema.safetensors").exists() else []
+    )
     for name in names:
         a, b = load_weights(one / name), load_weights(two / name)
         assert a.keys() == b.keys()

@@ -44,10 +44,9 @@ def _usage_line(e: click.ClickException) -> str:
     """A click error as one line: the problem, then where to look."""
     from genlab.cli.common import OptionType
 
-    if isinstance(e, click.BadParameter) and isinstance(getattr(e.param, "type", None), OptionType):
-        message = e.message  # names the option and its range already
-    else:
-        message = e.format_message()
+    ours = isinstance(getattr(getattr(e, "param", None), "type", None), OptionType)
+    # our options' messages name the option and its range already
+    message = e.message if type(e) is click.BadParameter and ours else e.format_message()
     message = " ".join(message.split())
     ctx = getattr(e, "ctx", None)
     if ctx is not None and "--help" not in message:

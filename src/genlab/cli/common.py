@@ -54,14 +54,15 @@ def click_option(option: Option, *, default: Any = None, hidden: bool = False) -
         flag = option.flag[2:]
         decls = [f"--{flag}/--no-{flag}", option.name]
         return click.Option(decls, default=bool(value), show_default=True, help=help_text)
+    extra = {} if option.required else {"default": value}  # click: a default None is a value
     return click.Option(
         decls,
         type=OptionType(option),
-        default=value,
         required=option.required,
         show_default=value is not None,
         help=help_text,
         hidden=hidden,
+        **extra,
     )
 
 

@@ -23,8 +23,12 @@ from genlab.options import Option
 
 FEATURES = Option("features", "run", None,
                   "A classifier run trained on the data (`genlab train classifier`).")  # fmt: skip
-INCEPTION = Option("inception_weights", "path", None,
-                   "Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file).")
+INCEPTION = Option(
+    "inception_weights",
+    "path",
+    None,
+    "Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file).",
+)
 EVAL_N = n_option(10_000, "Samples to generate and score.", 1_000_000)
 
 

@@ -21,21 +21,40 @@ GENERATION = (
     CONFIG,
     Option("negative_prompt", "str", "", "What to steer away from."),
     Option("steps", "int", 20, "Denoising steps.", min=1, max=1000),
-    Option("guidance_scale", "float", 7.5, "Classifier-free guidance weight (1 or less: none).",
-           min=0.0, max=100.0),  # fmt: skip
+    Option(
+        "guidance_scale",
+        "float",
+        7.5,
+        "Classifier-free guidance weight (1 or less: none).",
+        min=0.0,
+        max=100.0,
+    ),  # fmt: skip
     Option("scheduler", "str", DEFAULT_SCHEDULER, "Sampler.", choices=tuple(SCHEDULERS)),
-    Option("seed", "int", 0, "Seed of the first picture; the next ones add 1.", min=0,
-           max=2**32 - 1),  # fmt: skip
+    Option(
+        "seed", "int", 0, "Seed of the first picture; the next ones add 1.", min=0, max=2**32 - 1
+    ),  # fmt: skip
     Option("width", "int", None, "Pixels, a multiple of 8 (default: native).", **SIZE),
     Option("height", "int", None, "Pixels, a multiple of 8 (default: native).", **SIZE),
     Option("n", "int", 1, "How many pictures (seeds seed, seed+1, ...).", min=1, max=10_000),
-    Option("device", "str", "auto", "auto (CUDA if present), cpu or cuda.",
-           choices=("auto", "cpu", "cuda")),  # fmt: skip
-    Option("precision", "str", "auto", "auto (measured on the CPU), fp32, bf16, or fp16 (CUDA).",
-           choices=("auto", "fp32", "bf16", "fp16")),  # fmt: skip
+    Option(
+        "device",
+        "str",
+        "auto",
+        "auto (CUDA if present), cpu or cuda.",
+        choices=("auto", "cpu", "cuda"),
+    ),  # fmt: skip
+    Option(
+        "precision",
+        "str",
+        "auto",
+        "auto (measured on the CPU), fp32, bf16, or fp16 (CUDA).",
+        choices=("auto", "fp32", "bf16", "fp16"),
+    ),  # fmt: skip
 )
 LOADING = (
-    Option("allow_pickle", "bool", False, "Accept pickled weights (.ckpt/.bin): they can run code."),
+    Option(
+        "allow_pickle", "bool", False, "Accept pickled weights (.ckpt/.bin): they can run code."
+    ),
     Option("safety_checker", "bool", True, "Run the model's safety checker if it has one."),
     Option("progress", "bool", True, "Show a progress bar per picture."),
 )

@@ -33,7 +33,9 @@ def report(result) -> None:
         f"{result.images_per_s:.0f} images/s" + (f", {metrics}" if metrics else "")
     )
     if result.stopped_by == "interrupt":
-        echo(f"interrupted; checkpoint saved: continue with `genlab train --resume {result.run_dir}`")
+        echo(
+            f"interrupted; checkpoint saved: continue with `genlab train --resume {result.run_dir}`"
+        )
         raise click.exceptions.Exit(130)
 
 
@@ -103,9 +105,7 @@ class TrainGroup(click.Group):
         from genlab.families import FAMILIES
 
         if args and args[0] not in FAMILIES and not args[0].startswith("-"):
-            raise click.UsageError(
-                f"no family {args[0]!r}; families: {', '.join(FAMILIES)}", ctx
-            )
+            raise click.UsageError(f"no family {args[0]!r}; families: {', '.join(FAMILIES)}", ctx)
         return super().resolve_command(ctx, args)
 
     def parse_args(self, ctx, args):

@@ -28,8 +28,8 @@ import torch
 from PIL import Image, ImageOps
 
 from genlab.atomic import atomic_path
-from genlab.data.types import ImageData
 from genlab.data.fashion_mnist import cache_dir
+from genlab.data.types import ImageData
 from genlab.errors import GenlabError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

@@ -118,5 +118,3 @@ class DataSpec:
         if isinstance(self.classes, str | list):  # a JSON list, or one name given bare
             names = (self.classes,) if isinstance(self.classes, str) else tuple(self.classes)
             object.__setattr__(self, "classes", names)
-
-

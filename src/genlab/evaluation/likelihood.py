@@ -12,9 +12,7 @@ from genlab.runs import load_model
 from genlab.sampling import test_data
 
 
-def nll(
-    run: str | os.PathLike, k: int = 64, n: int = 2000, seed: int = 0
-) -> tuple[NLLResult, int]:
+def nll(run: str | os.PathLike, k: int = 64, n: int = 2000, seed: int = 0) -> tuple[NLLResult, int]:
     """Test-set negative ELBO and IWAE NLL (k importance samples) of a VAE run on its first n
     test images (0: all), seeded. Returns the result and the number of images used."""
     model = load_model(run)

@@ -163,6 +163,6 @@ def class_arithmetic(
         data.labels[idx_from] if labels else None,
     )
     pick = idx_from[torch.randperm(idx_from.numel(), generator=generator)[:n]]
-    x, y = data.batch(pick)  # (n, C, H, W) in [0, 1], (n,)
+    x, y = data.batch(pick)[:2]  # (n, C, H, W) in [0, 1], (n,)
     rows = apply_attribute(model, x, v, strengths, y if labels else None)  # (n, S, C, H, W)
     return torch.cat([x[:, None], rows], dim=1)

@@ -39,8 +39,8 @@ from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.family import Configured, Family, image_fields, pick
-from genlab.options import Option, field_options
 from genlab.models.gan import d_loss_bce, g_loss_ns
+from genlab.options import Option, field_options
 
 # -- losses: pure functions of discriminator logits (any shape, here (B, 1, h, w) patches) -----
 

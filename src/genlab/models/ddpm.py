@@ -49,7 +49,6 @@ from genlab.models.unet import UNet, UNetConfig, drop_labels
 from genlab.options import Option, field_options
 
 
-
 @dataclass(frozen=True)
 class DiffusionConfig:
     """Attributes:

@@ -44,8 +44,8 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 from genlab.data.types import Shard
 from genlab.errors import GenlabError
 from genlab.family import Configured, Family, image_fields, num_classes, pick
-from genlab.options import field_options
 from genlab.models.autoencoder import conv_levels, level_widths
+from genlab.options import field_options
 
 # -- losses: pure functions of discriminator logits --------------------------------------------
 # log D = log sigmoid(l) = -softplus(-l) and log(1 - D) = -softplus(l): stable for any logit.

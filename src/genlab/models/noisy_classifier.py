@@ -33,9 +33,9 @@ from genlab.data import Batch, ImageData
 from genlab.diffusion import SCHEDULES, ModelFn, Schedule, make_schedule
 from genlab.errors import GenlabError
 from genlab.family import Configured, Family, image_fields, num_classes, pick
-from genlab.options import field_options
 from genlab.models.classifier import require_classes
 from genlab.models.unet import ResBlock, timestep_embedding
+from genlab.options import field_options
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from torch import nn
 from genlab.data import Batch
 from genlab.errors import GenlabError
 from genlab.family import CONDITIONAL, Configured, Family, image_fields, num_classes, pick
-from genlab.options import field_options
 from genlab.models.autoencoder import ConvDecoder, ConvEncoder
+from genlab.options import field_options
 
 LOG_2PI = math.log(2 * math.pi)
 

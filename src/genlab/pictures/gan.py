@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import numpy as np
-
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from genlab.errors import GenlabError
@@ -262,4 +260,6 @@ def translate(
     with torch.inference_mode():
         y = torch.cat([model.translate(c.float() / 255, direction) for c in x.split(64)])
     label = dict(zip("ab", read_config(run).get("domains", ["A", "B"]), strict=True))
-    return Translation(x.float() / 255, y.float(), list(names), f"{label[direction[0]]} -> {label[direction[1]]}")
+    return Translation(
+        x.float() / 255, y.float(), list(names), f"{label[direction[0]]} -> {label[direction[1]]}"
+    )

@@ -90,7 +90,7 @@ def interpolate(
     from genlab.latent import interpolate as paths
 
     if method not in METHODS or steps < 2 or pairs < 1:
-        raise GenlabError(f"interpolate needs --method slerp|lerp, --steps >= 2, --pairs >= 1")
+        raise GenlabError("interpolate needs --method slerp|lerp, --steps >= 2, --pairs >= 1")
     model = load_model(run)
     if _decoder_only(model):
         path = _prior_paths(model, pairs, steps, method, seed)

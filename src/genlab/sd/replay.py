@@ -22,7 +22,7 @@ class Replay(NamedTuple):
 
 
 def duration_text(seconds: float) -> str:
-    """"42 s", "3 min 05 s" or "2 h 10 min"."""
+    """ "42 s", "3 min 05 s" or "2 h 10 min"."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     minutes, s = divmod(round(seconds), 60)

@@ -259,7 +259,9 @@ def read_options(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
         raise GenlabError(f"--config {path}: needs a table with a 'family' entry")
     family = table["family"]
     if family not in FAMILIES:
-        raise GenlabError(f"--config {path}: unknown family {family!r}; known: {', '.join(FAMILIES)}")
+        raise GenlabError(
+            f"--config {path}: unknown family {family!r}; known: {', '.join(FAMILIES)}"
+        )
     if "model" in table and "train" in table:  # a run's config.json
         return family, run_options(table, str(path))
     return family, {k: v for k, v in table.items() if k != "family"}

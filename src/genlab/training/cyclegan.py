@@ -127,7 +127,9 @@ class CycleGANStep(Step):
         self.g_params = [p for G in model.generators for p in G.parameters()]
         self.d_params = [p for D in model.discriminators for p in D.parameters()]
         self.opt = {
-            name: torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=tcfg.weight_decay)
+            name: torch.optim.AdamW(
+                params, lr=cfg.lr, betas=cfg.betas, weight_decay=tcfg.weight_decay
+            )
             for name, params in (("g", self.g_params), ("d", self.d_params))
         }
         self.ema = make_ema(model, tcfg.ema_decay)
@@ -199,7 +201,9 @@ class CycleGANStep(Step):
         return self.ema.module if self.ema is not None else None
 
     def extra_state(self) -> dict[str, torch.Tensor]:
-        return {f"pool_{k}.{n}": t for k, p in self.pools.items() for n, t in p.state_dict().items()}
+        return {
+            f"pool_{k}.{n}": t for k, p in self.pools.items() for n, t in p.state_dict().items()
+        }
 
     def write_samples(self, step: int) -> None:
         if self.fixed is None:

@@ -97,7 +97,11 @@ def _global_batch_norm_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.T
     if self.track_running_stats:
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
-            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            m = (
+                self.momentum
+                if self.momentum is not None
+                else 1.0 / float(self.num_batches_tracked)
+            )
             unbiased = var * (n / (n - 1).clamp(min=1))
             self.running_mean.lerp_(mean.to(self.running_mean), m)
             self.running_var.lerp_(unbiased.to(self.running_var), m)

@@ -33,8 +33,8 @@ from torch import nn
 from genlab.data import Batch, DataSpec, ImageData, Shard, load_data
 from genlab.errors import GenlabError
 from genlab.families import get_family
-from genlab.runtime import StopFlag, bf16_native
 from genlab.runs import CONFIG, build_model, config_from_dict, read_config, write_json
+from genlab.runtime import StopFlag, bf16_native
 from genlab.training.checkpoint import (
     Checkpoint,
     checkpoint_dir,
@@ -288,7 +288,9 @@ class Engine:
     def __init__(self, run_dir: Path, config: TrainConfig, data, accelerator):
         self.run_dir, self.config, self.data = run_dir, config, data
         self.accelerator, self.device = accelerator, accelerator.device
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
         self.shard = Shard(accelerator.process_index, accelerator.num_processes)
         self.main = accelerator.is_main_process
         self.step, self.last_saved = 0, 0

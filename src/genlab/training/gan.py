@@ -123,9 +123,7 @@ class GANStep(Step):
         self.g_params = list(model.generator.parameters())
         self.d_params = list(model.discriminator.parameters())
         self.opt = {
-            name: torch.optim.AdamW(
-                params, lr=lr, betas=cfg.betas, weight_decay=tcfg.weight_decay
-            )
+            name: torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=tcfg.weight_decay)
             for name, params, lr in (("d", self.d_params, cfg.lr_d), ("g", self.g_params, cfg.lr_g))
         }
         self.ema = make_ema(model.generator, tcfg.ema_decay)
