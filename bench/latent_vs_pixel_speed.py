@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from genlab.training.diffusion import LATENT_UNET
 
 from genlab.data import Batch
-from genlab.models.ddpm import Diffusion, DiffusionConfig
+from genlab.models.ddpm import LATENT_UNET, Diffusion, DiffusionConfig
 from genlab.models.vae import VAEConfig
 
 

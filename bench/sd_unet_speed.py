@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     from diffusers import UNet2DConditionModel
-    from genlab.training.loop import bf16_native
+
+    from genlab.runtime import bf16_native
 
     torch.manual_seed(0)
     start = time.perf_counter()

@@ -131,7 +131,9 @@ def sampling_options(
             raise GenlabError("--guidance needs a conditional model (ddpm/ldm --conditional)")
         options["guidance"] = guidance
     if classifier is not None:
-        if read_config(classifier)["family"] != "noisy-classifier":
+        from genlab.families import get_family
+
+        if get_family(read_config(classifier)["family"]).model is not NoisyClassifier:
             raise GenlabError(
                 f"--classifier {classifier}: not a noisy-classifier run; train one with "
                 "`genlab train noisy-classifier --out RUN`"

@@ -54,8 +54,24 @@ def _usage_line(e: click.ClickException) -> str:
     return message
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings from the library as one line each ("warning: ..."), not Python's two."""
+    if os.environ.get("RANK", "0") == "0":
+        click.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for mistakes, with one line on stderr)."""
+    import warnings
+
+    shown, warnings.showwarning = warnings.showwarning, _one_line_warning
+    try:
+        return _run(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="genlab", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as e:

@@ -16,7 +16,6 @@ from genlab.cli.common import (
     SEED,
     STEPS,
     echo,
-    n_option,
     opt,
 )
 from genlab.options import Option
@@ -29,7 +28,7 @@ INCEPTION = Option(
     None,
     "Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file).",
 )
-EVAL_N = n_option(10_000, "Samples to generate and score.", 1_000_000)
+EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, max=1_000_000)
 
 
 @click.command("eval")

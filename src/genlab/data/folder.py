@@ -292,10 +292,12 @@ def read_images(
     failed = [(relpaths[i], r) for i, r in enumerate(results) if isinstance(r, str)]
     skipped = np.array([p for p, why in failed if why == "broken"], dtype=str)
     too_large = np.array([p for p, why in failed if why == "too large"], dtype=str)
-    _warn_skipped(root, len(files), skipped, too_large)
     if not ok:
+        unreadable = f", {len(files)} unreadable" if files else ""
         raise GenlabError(
-            f"{root}: no readable images (looked recursively for {', '.join(EXTENSIONS)} files)"
+            f"{root}: no readable images (looked recursively for {', '.join(EXTENSIONS)} "
+            f"files{unreadable})"
         )
+    _warn_skipped(root, len(files), skipped, too_large)
     images = torch.from_numpy(np.stack([results[i] for i in ok]))  # (N, C, size, size)
     return [relpaths[i] for i in ok], images

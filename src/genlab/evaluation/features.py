@@ -125,8 +125,10 @@ def load_feature_network(
     if path is not None and run is not None:
         raise GenlabError("give either a weights path or a classifier run, not both")
     if run is not None:
+        from genlab.families import get_family
+
         config = read_config(run)
-        if config["family"] != "classifier":
+        if not issubclass(get_family(config["family"]).model, Classifier):
             raise GenlabError(
                 f"{run}: a {config['family']!r} run, not a classifier; train a feature network "
                 "with `genlab train classifier --data <your data> --out <run>`"

@@ -112,8 +112,8 @@ def load_images(
             raise GenlabError(f"{path}: holds no image files ({', '.join(sorted(SUFFIXES))})")
         arrays = [_convert(_open(f), channels, side, f) for f in files]
     elif path.is_file():
+        image = _open(path)  # first: a file that is not an image says so, whatever its layout
         tile, padding = grid_layout(path, tile, padding)
-        image = _open(path)
         grid = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)
         tiles = split_grid(grid, tile, padding)[:limit]
         if not tiles:
