@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import re
 import shutil
 import subprocess
 import sys
@@ -171,7 +172,18 @@ def test_usage_errors_exit_2(capsys):
     assert main(["sample"]) == 2
 
 
-def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
+def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monkeypatch):
+    import genlab.demo as demo
+
+    pages = []  # index.html as it was after each picture: the page grows while the demo runs
+    write = demo.write_index
+
+    def spy(out_dir, sections, seconds, done):
+        path = write(out_dir, sections, seconds, done)
+        pages.append(path.read_text())
+        return path
+
+    monkeypatch.setattr(demo, "write_index", spy)
     out = tmp_path / "demo"
     args = [
         "demo",
@@ -192,28 +204,59 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys):
     assert main(args) == 0
     html = (out / "index.html").read_text()
     assert "<h3>Evaluation</h3>" in html and "floor: training images" in html
+    assert "<table class='eval'>" in html and "image-rendering:pixelated" in html
     assert "FD (lower is better)" in (out / "evaluation.txt").read_text()
-    for name in (
-        "samples",
-        "reconstructions",
-        "interpolation",
-        "morph",
-        "arithmetic",
-        "latent_map",
-        "walk",
-        "loss",
-        "gan_samples",
-        "gan_interpolation",
-        "gan_curves",
-        "gan_gradients",
-        "ldm_forward",
-        "ldm_denoise",
-        "ldm_guidance",
-        "ldm_samples",
-        "txt2img_boots",
-        "txt2img_sweater",
-    ):
+    names = (
+        "samples reconstructions interpolation morph arithmetic latent_map walk loss "
+        "gan_samples gan_interpolation gan_curves gan_gradients ldm_forward ldm_denoise "
+        "ldm_guidance ldm_samples txt2img_boots txt2img_sweater"
+    ).split()
+    for name in names:
         assert (out / f"{name}.png").is_file() and f"{name}.png" in html
     assert (out / "ldm_denoise.gif").is_file()
+    # the table of contents and the summary: every section, its runs and the measured FD
+    for key in ("vae", "gan", "diffusion"):
+        assert f"href='#{key}'" in html and f"<h2 id='{key}'>" in html
+    assert html.count("<tr><td><a href=") == 5  # vae, gan, and the three diffusion runs
+    # written as it went: while training, the page reloads itself and shows what is done
+    assert len(pages) >= len(names) and "http-equiv='refresh'" in pages[0]
+    assert "samples.png" in pages[2] and "gan_samples.png" not in pages[2]
+    assert "http-equiv='refresh'" not in html
+    first_width = re.search(r"<img src='samples.png' alt='Samples' width='(\d+)'", html)
+    assert int(first_width.group(1)) == 3 * Image.open(out / "samples.png").size[0]
     assert main(args) == 0  # a second run reuses the trained demo run
     assert "reusing the trained demo run" in capsys.readouterr().out
+
+
+def test_sample_writes_a_folder_of_pngs_for_fid_tools(run, tmp_path, capsys):
+    out = tmp_path / "fid"
+    assert main(["sample", str(run), "--n", "5", "--seed", "3", "--out", f"{out}/"]) == 0
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(5)]
+    with Image.open(files[0]) as im:
+        assert im.size == (28, 28) and im.mode == "L"
+    assert read_png_metadata(files[2])["index"] == "2"
+    grid = tmp_path / "g.png"  # the same images as the grid of the same seed
+    assert main(["sample", str(run), "--n", "5", "--seed", "3", "--out", str(grid)]) == 0
+    with Image.open(grid) as g, Image.open(files[1]) as one:
+        assert g.crop((2 + 30, 2, 2 + 30 + 28, 30)).tobytes() == one.tobytes()
+    capsys.readouterr()
+    assert main(["sample", str(run), "--n", "2", "--out", f"{out}/"]) == 2  # not empty
+    assert "not empty" in one_error_line(capsys)
+
+
+def test_sample_writes_an_npz_with_labels(fmnist_dir, tmp_path):
+    import numpy as np
+
+    cvae = tmp_path / "cvae"
+    args = ["train", "vae", "--conditional", "--data-dir", str(fmnist_dir), "--out", str(cvae)]
+    assert main([*args, *TINY]) == 0
+    out = tmp_path / "s.npz"
+    assert main(["sample", str(cvae), "--n", "6", "--class", "Bag", "--out", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["images"].shape == (6, 28, 28, 1) and f["images"].dtype == np.uint8
+        assert f["labels"].tolist() == [8] * 6 and f["class_names"][8] == "Bag"
+    assert main(["sample", str(cvae), "--n", "4", "--out", str(out)]) == 0
+    with np.load(out) as f:
+        assert f["labels"].tolist() == [0, 1, 2, 3]  # the classes in turn
+    assert main(["sample", str(cvae), "--n", "4", "--out", str(tmp_path / "s.jpg")]) == 2
