@@ -206,11 +206,26 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
     assert "<h3>Evaluation</h3>" in html and "floor: training images" in html
     assert "<table class='eval'>" in html and "image-rendering:pixelated" in html
     assert "FD (lower is better)" in (out / "evaluation.txt").read_text()
-    names = (
-        "samples reconstructions interpolation morph arithmetic latent_map walk loss "
-        "gan_samples gan_interpolation gan_curves gan_gradients ldm_forward ldm_denoise "
-        "ldm_guidance ldm_samples txt2img_boots txt2img_sweater"
-    ).split()
+    names = [
+        "samples",
+        "reconstructions",
+        "interpolation",
+        "morph",
+        "arithmetic",
+        "latent_map",
+        "walk",
+        "loss",
+        "gan_samples",
+        "gan_interpolation",
+        "gan_curves",
+        "gan_gradients",
+        "ldm_forward",
+        "ldm_denoise",
+        "ldm_guidance",
+        "ldm_samples",
+        "txt2img_boots",
+        "txt2img_sweater",
+    ]
     for name in names:
         assert (out / f"{name}.png").is_file() and f"{name}.png" in html
     assert (out / "ldm_denoise.gif").is_file()

@@ -119,11 +119,11 @@ def test_one_process_creates_and_writes_the_run_every_time(fmnist_dir, tmp_path)
             "--no-progress", "--data-dir", str(fmnist_dir)]  # fmt: skip
     for i in range(4):
         done = launch([*args, "--out", str(tmp_path / f"r{i}")], 2)
-        assert done.stdout.count("step 3 (max_steps)") == 1  # one process reports
+        assert done.stdout.count("step 3 (max_steps)") == 1, done.stdout + done.stderr[-2000:]
     existing = tmp_path / "r0"
     again = subprocess.run(
         [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "genlab", *args,
          "--out", str(existing)], capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert again.returncode != 0 and again.stderr.count("error: ") == 1
-    assert "already exists" in again.stderr
+    assert again.returncode != 0 and again.stderr.count("error: ") == 1, again.stderr[-2000:]
+    assert "already exists" in again.stderr, again.stderr[-2000:]

@@ -92,10 +92,11 @@ def options_of(family: Family) -> dict[str, Option]:
 
 
 def _json_value(value: Any) -> Any:
+    """An option's value for config.json; paths absolute, so that the file works anywhere."""
     if isinstance(value, LoadedRun):
-        return str(value.path)
+        return str(Path(value.path).resolve())
     if isinstance(value, Path):
-        return str(value)
+        return str(value.resolve())
     if isinstance(value, tuple):
         return list(value)
     return value
@@ -178,6 +179,8 @@ def _create(family: Family, run_dir: Path, known: dict[str, Option], values: dic
             f"`genlab train --resume {run_dir}` or choose another --out"
         )
     record = {k: _json_value(v) for k, v in values.items() if k != "out"}
+    if record.get("data") not in (None, "fashion-mnist") and Path(record["data"]).is_dir():
+        record["data"] = str(Path(record["data"]).resolve())
     for name, o in known.items():
         if o.kind == "run" and values[name] is not None:
             values[name] = _load_run(o, values[name])

@@ -314,8 +314,16 @@ class Engine:
         return Batch(x.contiguous(memory_format=self.memory_format), y, self.shard)
 
     def guard(self, loss: torch.Tensor, what: str, lower: str) -> None:
-        """Stop before the update when `loss` is not finite, keeping the last good checkpoint."""
-        if torch.isfinite(loss.detach()).item():
+        """Stop before the update when `loss` is not finite, keeping the last good checkpoint.
+        Under several processes all stop when any one's loss is not finite (none waits)."""
+        finite = torch.isfinite(loss.detach()).all()
+        if self.shard.world > 1:
+            import torch.distributed as dist
+
+            flag = finite.float().reshape(1)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = flag[0] > 0
+        if finite.item():
             return
         where = (
             f"the last good checkpoint (step {self.last_saved}) is kept"
@@ -412,6 +420,19 @@ def train(
         progress: show a tqdm progress bar on stderr.
         cpu: force the CPU even where CUDA is available.
     """
+    engine, train_step, ckpt = build(run_dir, max_steps, max_minutes, data, cpu)
+    return _loop(engine, train_step, ckpt, stop_at, progress)
+
+
+def build(
+    run_dir: str | Path,
+    max_steps: int | None = None,
+    max_minutes: float | None = None,
+    data: Any = None,
+    cpu: bool = False,
+) -> tuple[Engine, Step, Checkpoint | None]:
+    """The engine, the family's step and the checkpoint (None for a new run) of `train`, ready
+    for its loop (`bench/gpu_check.py` counts the FLOPs of one step with them)."""
     run_dir = Path(run_dir)
     config, tcfg, data = prepare_training(run_dir, max_steps, max_minutes, data)
     family = get_family(config["family"], str(run_dir / CONFIG))
@@ -431,8 +452,7 @@ def train(
     as_one_process(model, engine.shard)
     if ckpt is not None:
         model.load_state_dict(ckpt.model)
-    train_step = step_class(family.step)(engine, model, ckpt)
-    return _loop(engine, train_step, ckpt, stop_at, progress)
+    return engine, step_class(family.step)(engine, model, ckpt), ckpt
 
 
 def _loop(
