@@ -3,6 +3,7 @@ cyclegan with its image pools) under torchrun and `accelerate launch` on 2 CPU p
 compared with one process; one process writes the run, every time."""
 
 import csv
+import os
 import shutil
 import subprocess
 import sys
@@ -16,26 +17,16 @@ from genlab.runs import load_weights
 BIN = Path(sys.executable).parent
 STEPS = ["--max-steps", "2", "--no-progress", "--precision", "fp32"]
 CASES = {
-    # family: (options, comparison). "exact": equal up to float summation order. "close": the
-    # two-player losses amplify summation-order differences through Adam's normalised steps
-    # (two one-process runs with 1 and 2 threads differ alike), so most, not all, weights agree.
+    # family: (options, comparison). "exact": equal to float rounding. "close": BatchNorm over
+    # the global batch sums in another order than torch's kernel, and Adam's normalised first
+    # steps turn the last bits of a near-zero gradient into a whole step, for a few weights.
     "ae": (["--batch-size", "32"], "exact"),
     "ddpm": (["--batch-size", "32", "--conditional", "--width", "8"], "exact"),
     "gan": (["--batch-size", "32"], "close"),
     "cyclegan": (
-        [
-            "--class-a",
-            "Sneaker",
-            "--class-b",
-            "Ankle boot",
-            "--batch-size",
-            "4",
-            "--pool-size",
-            "4",
-            "--ema",
-            "0.9",
-        ],
-        "close",
+        ["--class-a", "Sneaker", "--class-b", "Ankle boot", "--batch-size", "4", "--pool-size",
+         "4", "--ema", "0.9"],
+        "exact",
     ),  # fmt: skip
 }
 
@@ -45,8 +36,10 @@ pytestmark = pytest.mark.skipif(
 
 
 def launch(args: list[str], processes: int, launcher: str = "torchrun"):
-    if processes == 1:
-        command = [sys.executable, "-m", "genlab", *args]
+    env = None
+    if processes == 1:  # one thread, as each process of torchrun/accelerate launch: the same
+        command = [sys.executable, "-m", "genlab", *args]  # summation order within a process
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
     elif launcher == "torchrun":
         command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", str(processes),
                    "-m", "genlab", *args]  # fmt: skip
@@ -54,7 +47,7 @@ def launch(args: list[str], processes: int, launcher: str = "torchrun"):
         command = [str(BIN / "accelerate"), "launch", "--cpu", "--num_processes",
                    str(processes), "--num_machines", "1", "--mixed_precision", "no",
                    "--dynamo_backend", "no", "-m", "genlab", *args]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -79,8 +72,8 @@ def assert_same_training(one: Path, two: Path, how: str) -> None:
                 torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
         else:
             diff = torch.cat([(a[k] - b[k]).abs().flatten() for k in floats])
-            assert (diff > 1e-6).float().mean() < 0.05, f"{name}: {diff.max()}"
-            assert diff.max() < 1e-3, f"{name}: {diff.max()}"
+            assert (diff > 1e-6).float().mean() < 1e-3, f"{name}: {diff.max()}"
+            assert diff.max() < 1e-4, f"{name}: {diff.max()}"
     # metrics.csv holds the global batch's means, not one process's rows
     assert losses(one) == pytest.approx(losses(two), rel=1e-3)
     assert not {"state.tmp", "state.old"} & {p.name for p in two.iterdir()}
