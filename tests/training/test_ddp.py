@@ -24,8 +24,18 @@ CASES = {
     "ddpm": (["--batch-size", "32", "--conditional", "--width", "8"], "exact"),
     "gan": (["--batch-size", "32"], "close"),
     "cyclegan": (
-        ["--class-a", "Sneaker", "--class-b", "Ankle boot", "--batch-size", "4", "--pool-size",
-         "4", "--ema", "0.9"],
+        [
+            "--class-a",
+            "Sneaker",
+            "--class-b",
+            "Ankle boot",
+            "--batch-size",
+            "4",
+            "--pool-size",
+            "4",
+            "--ema",
+            "0.9",
+        ],
         "exact",
     ),  # fmt: skip
 }
