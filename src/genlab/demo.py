@@ -309,7 +309,7 @@ STYLE = (
     "color:#222}img{image-rendering:pixelated;max-width:100%;border:1px solid #ddd}"
     "figure{margin:1.5em 0}code{background:#f3f3f3;padding:2px 4px}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;"
-    "text-align:right}th:first-child,td:first-child{text-align:left}"
+    "text-align:right}th:first-child,td:first-child,.l{text-align:left}"
     ".note{background:#fff6d6;padding:.5em 1em}"
 )
 
@@ -334,16 +334,16 @@ def _summary(sections: list[Section]) -> str:
         fd = f"{m['fd']:.1f}" if "fd" in m else "-"
         modes = f"{m['modes_covered']}/{m['modes_total']}" if "modes_covered" in m else "-"
         n = str((s.evaluation or {}).get("config", {}).get("n", "-")) if s.evaluation else "-"
+        link = f"<a href='#{s.key}'>{html.escape(s.title)}</a>"
         for t in s.trained or [None]:
             what = f"{t.family} ({t.run.name})" if t else "-"
             minutes = f"{t.seconds / 60:.1f} min" if t else "-"
             steps = str(t.steps) if t else "-"
             rows.append(
-                f"<tr><td><a href='#{s.key}'>{html.escape(s.title)}</a></td>"
-                f"<td>{html.escape(what)}</td><td>{minutes}</td><td>{steps}</td>"
-                f"<td>{fd}</td><td>{modes}</td><td>{n}</td></tr>"
+                f"<tr><td>{link}</td><td class='l'>{html.escape(what)}</td><td>{minutes}</td>"
+                f"<td>{steps}</td><td>{fd}</td><td>{modes}</td><td>{n}</td></tr>"
             )
-            fd = modes = n = ""  # the evaluation once per section
+            link = fd = modes = n = ""  # the section and its evaluation once
     return (
         "<table><thead><tr><th>section</th><th>family (run)</th><th>training</th><th>steps</th>"
         "<th>FD</th><th>modes</th><th>eval n</th></tr></thead><tbody>"
