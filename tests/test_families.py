@@ -130,3 +130,16 @@ def test_the_python_api_checks_like_the_command_line(fmnist_dir, tmp_path):
     assert not (tmp_path / "x").exists()
     run = genlab.create("vae", tmp_path / "x", data_dir=fmnist_dir, max_steps=1, widths=(4, 8))
     assert genlab.train(run, progress=False).step == 1
+
+
+def test_a_run_of_an_older_genlab_without_recorded_options_trains_again(fmnist_dir, tmp_path):
+    first = tmp_path / "first"
+    args = ["train", "vae", "--data-dir", str(fmnist_dir), *BASE, *TINY["vae"], "--beta", "0.3"]
+    assert main([*args, "--out", str(first)]) == 0
+    config = json.loads((first / "config.json").read_text())
+    del config["options"]  # as runs written before the registry
+    (first / "config.json").write_text(json.dumps(config))
+    again = tmp_path / "again"
+    assert main(["train", "--config", str(first / "config.json"), "--out", str(again)]) == 0
+    b = json.loads((again / "config.json").read_text())
+    assert b["model"] == config["model"] and b["train"] == config["train"]

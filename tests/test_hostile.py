@@ -49,13 +49,13 @@ FAST = {  # keep the commands that do apply quick
 
 
 def leaf_commands(group: click.Group, path: tuple[str, ...] = ()):
+    """Every command, groups included (`genlab train` has options of its own)."""
     ctx = click.Context(group)
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
+        yield (*path, name), command
         if isinstance(command, click.Group):
             yield from leaf_commands(command, (*path, name))
-        else:
-            yield (*path, name), command
 
 
 COMMANDS = dict(leaf_commands(cli))

@@ -158,6 +158,8 @@ class Option:
             if not isinstance(value, str | Path) or str(value) == "":
                 raise TypeError(value)
             return Path(value)
+        if isinstance(value, Path):  # a folder given as a Path for a text option (--data)
+            return str(value)
         if not isinstance(value, str):
             raise TypeError(value)
         return value

@@ -59,6 +59,8 @@ LOADING = (
     Option("progress", "bool", True, "Show a progress bar per picture."),
 )
 
+NAMED = {o.name: o for o in (*GENERATION, *LOADING)}
+
 
 def options(*records: Option):
     def decorate(fn):
@@ -207,9 +209,9 @@ def replay(picture: Path, out, model, config, allow_pickle, safety_checker, prog
 
 
 @sd.command()
-@options(MODEL, CONFIG, *GENERATION[7:9])
+@options(*(NAMED[name] for name in ("model", "config", "width", "height")))
 @opt(Option("steps", "int", 20, "For the time estimate of one picture.", min=1, max=1000))
-@options(*GENERATION[10:12], LOADING[0])
+@options(*(NAMED[name] for name in ("device", "precision", "allow_pickle")))
 @opt(Option("measure", "bool", True, "Load the model and time a step."))
 def doctor(model, config, width, height, steps, device, precision, allow_pickle, measure) -> None:
     """What a model holds, the memory it needs here, and its measured seconds per step."""
