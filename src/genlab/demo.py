@@ -85,7 +85,7 @@ PROMPTS = {"boots": "a pair of ankle boots", "sweater": "a wool sweater"}
 
 def _stale(run: Path, first_stage: Path) -> bool:
     """Whether a latent run was made from an older first stage than the one there now."""
-    from genlab.training.checkpoint import checkpoint_dir
+    from genlab.runs import checkpoint_dir
 
     if not (run / "config.json").is_file() or checkpoint_dir(first_stage) is None:
         return False
@@ -96,9 +96,9 @@ def demo_run(
     run: Path, family: str, minutes: float, config: DemoConfig, say, retrain: bool, **options
 ) -> Trained:
     """Train a demo run for `minutes`, or reuse the one already there."""
-    from genlab.runs import read_config, write_json
+    from genlab.runs import checkpoint_dir, read_config, write_json
     from genlab.training import create, train
-    from genlab.training.checkpoint import checkpoint_dir, load_checkpoint
+    from genlab.training.checkpoint import load_checkpoint
 
     done = (run / "config.json").is_file() and checkpoint_dir(run) is not None
     if done and not retrain:

@@ -25,17 +25,21 @@ __all__ = [
     "EMA_WEIGHTS",
     "WEIGHTS",
     "build_model",
+    "checkpoint_dir",
     "config_from_dict",
     "load_model",
     "load_weights",
     "read_config",
     "save_weights",
+    "trained_step",
     "write_json",
 ]
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 EMA_WEIGHTS = "ema.safetensors"
+STATE = "state"
+"""The training state for exact resume (`genlab.training.checkpoint` writes and reads it)."""
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
@@ -55,6 +59,24 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
         if key not in config:
             raise GenlabError(f"{path}: has no {key!r} entry; the run directory is damaged")
     return config
+
+
+def checkpoint_dir(run_dir: str | os.PathLike) -> Path | None:
+    """The directory holding the latest complete checkpoint, or None when there is none
+    (state/, or state.old/ after a crash between the two renames of a checkpoint's swap)."""
+    run_dir = Path(run_dir)
+    for name in (STATE, f"{STATE}.old"):
+        if (run_dir / name / "trainer.json").is_file():
+            return run_dir / name
+    return None
+
+
+def trained_step(run_dir: str | os.PathLike) -> int | None:
+    """The step of a run's latest checkpoint (None without one)."""
+    where = checkpoint_dir(run_dir)
+    if where is None:
+        return None
+    return json.loads((where / "trainer.json").read_text()).get("step")
 
 
 def build_model(config: dict[str, Any], source: str = CONFIG):

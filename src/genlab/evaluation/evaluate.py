@@ -468,12 +468,9 @@ def eval_cache_dir() -> Path:
 
 def run_step(run: Path) -> int | None:
     """The training step of a run's latest checkpoint (None without one)."""
-    from genlab.training.checkpoint import checkpoint_dir
+    from genlab.runs import trained_step
 
-    where = checkpoint_dir(run)
-    if where is None:
-        return None
-    return json.loads((where / "trainer.json").read_text()).get("step")
+    return trained_step(run)
 
 
 def record_path(run: Path, config: EvalConfig, tag: str = "") -> Path:

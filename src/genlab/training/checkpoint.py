@@ -31,9 +31,7 @@ from typing import Any, NamedTuple
 import torch
 
 from genlab.errors import GenlabError
-from genlab.runs import EMA_WEIGHTS, WEIGHTS, load_weights, save_weights
-
-STATE = "state"
+from genlab.runs import EMA_WEIGHTS, STATE, WEIGHTS, checkpoint_dir, load_weights, save_weights
 
 
 class Checkpoint(NamedTuple):
@@ -141,15 +139,6 @@ def _link_atomically(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copy2(src, tmp)
     os.replace(tmp, dst)
-
-
-def checkpoint_dir(run_dir: str | os.PathLike) -> Path | None:
-    """The directory holding the latest complete checkpoint, or None when there is none."""
-    run_dir = Path(run_dir)
-    for name in (STATE, f"{STATE}.old"):
-        if (run_dir / name / "trainer.json").is_file():
-            return run_dir / name
-    return None
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> Checkpoint:
