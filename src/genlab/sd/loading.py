@@ -153,7 +153,8 @@ def _choose_cpu_precision(sd: StableDiffusion) -> StableDiffusion:
     from genlab.atomic import atomic_path
     from genlab.data.fashion_mnist import cache_dir
 
-    unet_config = json.dumps(dict(sd.pipe.unet.config), sort_keys=True, default=str)
+    architecture = {k: v for k, v in sd.pipe.unet.config.items() if not k.startswith("_")}
+    unet_config = json.dumps(architecture, sort_keys=True, default=str)  # not where it came from
     key = "|".join([_cpu_name(), torch.__version__, str(torch.get_num_threads()),
                     hashlib.sha256(unet_config.encode()).hexdigest()[:16]])  # fmt: skip
     path = cache_dir() / "sd-precision.json"
