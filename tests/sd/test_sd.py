@@ -34,7 +34,7 @@ def _one_thread():
 
 @pytest.fixture(scope="module")
 def sd(sd_folder):
-    return genlab.sd.load(sd_folder, device="cpu")
+    return genlab.sd.load(sd_folder, device="cpu", precision="fp32")  # auto may measure bf16
 
 
 def txt2img(model, out, *args):
