@@ -65,10 +65,10 @@ class Family:
             the engine only, so that models never import training code.
         train_defaults: TrainConfig values that differ from TrainConfig's defaults.
         train_ignores: TrainConfig fields that do not apply (not offered as options).
-        data: "images" (one data set: --data, --data-dir, --size, --channels, --limit) or
-            "domains" (two, as `specs` builds them).
-        specs: options -> {"data": DataSpec, ...} for families whose data is not one image set.
-        read: (specs, split) -> the training data, for families whose data is not one image set.
+        specs: options -> {"data": DataSpec, ...} for families whose data is not one image set
+            (None: one set from --data, --data-dir, --size, --channels, --limit).
+        read: (specs, split) -> the data, for families whose data is not one image set (None:
+            `genlab.data.load_data` of specs["data"]).
         curves: "module:function" drawing the training curves: (run_dir, out, metadata) -> Path.
     """
 
@@ -81,10 +81,17 @@ class Family:
     step: str = ONE_OPTIMIZER
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     train_ignores: tuple[str, ...] = ()
-    data: str = "images"
     specs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     read: Callable[[dict[str, Any], str], Any] | None = None
     curves: str = "genlab.plots:plot_run_metrics"
+
+    def read_data(self, specs: dict[str, Any], split: str = "train") -> Any:
+        """One split of the family's data from its specs: an ImageData, or its own (Domains)."""
+        if self.read is not None:
+            return self.read(specs, split)
+        from genlab.data import load_data
+
+        return load_data(specs["data"], split)
 
     def option(self, name: str) -> Option | None:
         """The family's own option of that name, if it has one."""

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from genlab.data.types import Batch, DataSpec, ImageData, Shard
 
-__all__ = ["Batch", "DataSpec", "ImageData", "Shard", "image_spec", "load_data", "select_classes"]
+__all__ = [
+    "Batch",
+    "DataSpec",
+    "ImageData",
+    "Shard",
+    "data_size",
+    "image_sets",
+    "image_spec",
+    "load_data",
+    "require_batches",
+    "select_classes",
+]
 
 
 def load_data(spec: DataSpec, split: str = "train") -> ImageData:
@@ -32,6 +43,29 @@ def load_data(spec: DataSpec, split: str = "train") -> ImageData:
     if spec.limit is not None and split == "train":
         data = ImageData(data.images[: spec.limit], data.labels[: spec.limit], data.class_names)
     return data
+
+
+def image_sets(data) -> list[ImageData]:
+    """The image sets of a family's data: [data] for one ImageData, the parts of a tuple of
+    them (a CycleGAN's Domains)."""
+    return [data] if isinstance(data, ImageData) else list(data)
+
+
+def data_size(data) -> int:
+    """Images of one epoch: the set's, or the larger one's of several (two domains)."""
+    return max(len(d) for d in image_sets(data))
+
+
+def require_batches(data, batch_size: int) -> None:
+    """Refuse data with a set smaller than one batch (one line: what to lower)."""
+    smallest = min(len(d) for d in image_sets(data))
+    if smallest < batch_size:
+        from genlab.errors import GenlabError
+
+        raise GenlabError(
+            f"the data has {smallest} images, fewer than one batch of {batch_size}; "
+            "lower --batch-size"
+        )
 
 
 def image_spec(

@@ -463,7 +463,6 @@ FAMILY = Family(
     step="genlab.training.cyclegan:CycleGANStep",
     train_defaults=CYCLEGAN_TRAIN,
     train_ignores=("warmup_steps", "lr_schedule", "min_lr_ratio"),
-    data="domains",
     specs=domain_specs,
     read=read_domains,
 )

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import genlab
-from genlab.data import DataSpec, ImageData, image_spec, load_data
+from genlab.data import DataSpec, ImageData, data_size, image_spec, require_batches
 from genlab.errors import GenlabError
 from genlab.families import FAMILIES, get_family
 from genlab.family import FROZEN, Family, LoadedRun
@@ -118,8 +118,7 @@ def _training_data(family: Family, values: dict[str, Any]) -> tuple[dict[str, Da
     else:
         keys = ("data", "data_dir", "size", "channels", "limit")
         specs = {"data": image_spec(**{k: values[k] for k in keys})}
-    data = family.read(specs, "train") if family.read else load_data(specs["data"], "train")
-    return specs, data
+    return specs, family.read_data(specs, "train")
 
 
 def _train_config(family: Family, values: dict[str, Any], extra: dict[str, Any], size: int):
@@ -172,12 +171,17 @@ def create(family: str, out: str | os.PathLike | None = None, **options: Any) ->
     return run_dir
 
 
-def _create(family: Family, run_dir: Path, known: dict[str, Option], values: dict) -> Path:
+def _require_new(run_dir: Path) -> None:
+    """Refuse to write a run where something is already (before any work is done)."""
     if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise GenlabError(
             f"{run_dir}: already exists and is not empty; continue it with "
             f"`genlab train --resume {run_dir}` or choose another --out"
         )
+
+
+def _create(family: Family, run_dir: Path, known: dict[str, Option], values: dict) -> Path:
+    _require_new(run_dir)
     record = {k: _json_value(v) for k, v in values.items() if k != "out"}
     if record.get("data") not in (None, "fashion-mnist") and Path(record["data"]).is_dir():
         record["data"] = str(Path(record["data"]).resolve())
@@ -185,17 +189,11 @@ def _create(family: Family, run_dir: Path, known: dict[str, Option], values: dic
         if o.kind == "run" and values[name] is not None:
             values[name] = _load_run(o, values[name])
     specs, data = _training_data(family, values)
-    sets = [data] if isinstance(data, ImageData) else list(data)
-    size = max(len(d) for d in sets)
     configured = family.configure(values, data)
     with torch.random.fork_rng(devices=[]):  # a config the model refuses fails here, not later
         family.model(configured.config)
-    tcfg = _train_config(family, values, configured.train, size)
-    if min(len(d) for d in sets) < tcfg.batch_size:
-        raise GenlabError(
-            f"the data has {min(len(d) for d in sets)} images, fewer than one batch of "
-            f"{tcfg.batch_size}; lower --batch-size"
-        )
+    tcfg = _train_config(family, values, configured.train, data_size(data))
+    require_batches(data, tcfg.batch_size)
     extra: dict[str, Any] = {}
     if isinstance(data, ImageData):
         extra["class_names"] = list(data.class_names)
@@ -220,11 +218,7 @@ def create_run(
     """Create a run directory with its config.json from configs made already (`create` makes
     them from options). Refuses to overwrite an existing run."""
     run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise GenlabError(
-            f"{run_dir}: already exists and is not empty; continue it with "
-            f"`genlab train --resume {run_dir}` or choose another --out"
-        )
+    _require_new(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "family": family,

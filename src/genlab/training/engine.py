@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genlab.data import Batch, DataSpec, ImageData, Shard, load_data
+from genlab.data import Batch, DataSpec, ImageData, Shard, data_size, require_batches
 from genlab.errors import GenlabError
 from genlab.families import get_family
 from genlab.runs import CONFIG, build_model, config_from_dict, read_config, write_json
@@ -181,18 +181,11 @@ def write_samples(
 
 def load_training_data(config: dict[str, Any], source: str):
     """The training data of a run: one image set (ImageData), or what the family's `read` makes
-    of its data specs (a CycleGAN's two domains)."""
-    family = get_family(config["family"], source)
-    if family.read is None:
-        return load_data(config_from_dict(DataSpec, config.get("data", {}), source), "train")
+    of its data specs (a CycleGAN's two domains: "data" and "data_b" in config.json)."""
     keys = [k for k in config if k == "data" or k.startswith("data_")]
     specs = {k: config_from_dict(DataSpec, config[k], source) for k in keys}
-    return family.read(specs, "train")
-
-
-def data_size(data) -> int:
-    """Images of one epoch: the data set's, or the larger domain's (two domains)."""
-    return len(data) if isinstance(data, ImageData) else max(len(d) for d in data)
+    specs.setdefault("data", DataSpec())
+    return get_family(config["family"], source).read_data(specs, "train")
 
 
 # ------------------------------------------------------------------------------ the step
@@ -374,13 +367,7 @@ def prepare_training(
     if tcfg.max_steps is None and tcfg.max_minutes is None:
         raise GenlabError("no training budget: give --max-steps or --max-minutes")
     data = data if data is not None else load_training_data(config, source)
-    sets = [data] if isinstance(data, ImageData) else list(data)
-    for d in sets:
-        if len(d) < tcfg.batch_size:
-            raise GenlabError(
-                f"the data has {len(d)} images, fewer than one batch of {tcfg.batch_size}; "
-                "lower --batch-size"
-            )
+    require_batches(data, tcfg.batch_size)
     return config, tcfg, data
 
 
