@@ -45,13 +45,20 @@ class Samples(NamedTuple):
 # ------------------------------------------------------------------------------ run helpers
 
 
-def test_data(run: str | os.PathLike) -> ImageData:
-    """The test split of the data a run was trained on."""
+def run_data(run: str | os.PathLike, split: str = "test") -> ImageData:
+    """One split ("train" or "test") of the data a run was trained on."""
     from genlab.data import DataSpec, load_data
 
+    if split not in ("train", "test"):
+        raise GenlabError(f"--split {split}: use train or test")
     config = read_config(run)
     spec = config_from_dict(DataSpec, config.get("data", {}), str(Path(run) / "config.json"))
-    return load_data(spec, "test")
+    return load_data(spec, split)
+
+
+def test_data(run: str | os.PathLike) -> ImageData:
+    """The test split of the data a run was trained on."""
+    return run_data(run, "test")
 
 
 def named_class(run: str | os.PathLike, name: str, n: int) -> torch.Tensor:

@@ -167,15 +167,13 @@ def embed(
 
 def embed_run(run, split: str = "test") -> tuple[torch.Tensor, ImageData]:
     """The latents (N, D) of one split of a run's data, and the split: `genlab embed RUN`."""
-    from genlab.data import DataSpec, load_data
-    from genlab.runs import config_from_dict, load_model, read_config
+    from genlab.runs import load_model
+    from genlab.sampling import run_data
 
-    if split not in ("train", "test"):
-        raise GenlabError(f"--split {split}: use train or test")
     model = load_model(run)
     if not hasattr(model, "encode"):
         raise GenlabError(f"{run}: its model has no encoder; embed needs an ae or a vae run")
-    data = load_data(config_from_dict(DataSpec, read_config(run).get("data", {})), split)
+    data = run_data(run, split)
     return embed(model, data), data
 
 
