@@ -10,7 +10,6 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -43,9 +42,9 @@ class OptionType(click.ParamType):
         )
 
 
-def click_option(option: Option, *, default: Any = None, hidden: bool = False) -> click.Option:
+def click_option(option: Option) -> click.Option:
     """The click option of an Option record (a --flag/--no-flag pair for booleans)."""
-    value = option.default if default is None else default
+    value = option.default
     help_text = option.help
     if option.bounds():
         help_text += f" [{option.bounds()}]"
@@ -61,21 +60,23 @@ def click_option(option: Option, *, default: Any = None, hidden: bool = False) -
         required=option.required,
         show_default=value is not None,
         help=help_text,
-        hidden=hidden,
         **extra,
     )
 
 
-def opt(option: Option, **kwargs):
-    """Decorator form of `click_option`."""
+def attach(param: click.Parameter):
+    """A decorator adding `param` to a command, as click's own decorators do."""
 
     def decorate(fn):
-        params = getattr(fn, "__click_params__", [])
-        params.append(click_option(option, **kwargs))
-        fn.__click_params__ = params
+        fn.__click_params__ = [*getattr(fn, "__click_params__", []), param]
         return fn
 
     return decorate
+
+
+def opt(option: Option):
+    """Decorator form of `click_option`."""
+    return attach(click_option(option))
 
 
 # ------------------------------------------------------------------------------ common options
@@ -119,13 +120,8 @@ def out_option(default: str, help_text: str = "The PNG file to write.") -> click
 
 
 def out(default: str, help_text: str = "The PNG file to write."):
-    def decorate(fn):
-        params = getattr(fn, "__click_params__", [])
-        params.append(out_option(default, help_text))
-        fn.__click_params__ = params
-        return fn
-
-    return decorate
+    """Decorator form of `out_option`."""
+    return attach(out_option(default, help_text))
 
 
 def run_argument(help_text: str = "A run directory written by `genlab train`."):
