@@ -28,11 +28,11 @@ from genlab.errors import GenlabError
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def randn_on(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
-    """N(0, I) of `shape`, drawn on the generator's device (so that a seed gives the same noise
-    on the CPU and on a GPU), then moved to `like`'s device and dtype."""
-    device = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=device, dtype=like.dtype).to(like.device)
+def randn_on(shape, generator: torch.Generator | None, device, dtype) -> torch.Tensor:
+    """N(0, I) of `shape` in `dtype`, drawn on the generator's device (so that a seed gives the
+    same noise on the CPU and on a GPU), then moved to `device`."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
 
 TARGETS = ("eps", "x0", "v")
@@ -279,7 +279,7 @@ class Schedule:
             var = beta
         else:
             raise GenlabError(f"unknown DDPM variance {variance!r}; use 'beta_tilde' or 'beta'")
-        noise = randn_on(x_t.shape, generator, x_t)
+        noise = randn_on(x_t.shape, generator, x_t.device, x_t.dtype)
         return (mean + var.sqrt() * noise).to(x_t.dtype)
 
     def ddim_step(
@@ -304,7 +304,7 @@ class Schedule:
         # 3. eq. 12: predicted x0, direction pointing to x_t, random noise
         x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).sqrt() * eps
         if eta > 0:
-            noise = randn_on(x_t.shape, generator, x_t)
+            noise = randn_on(x_t.shape, generator, x_t.device, x_t.dtype)
             x_prev = x_prev + sigma * noise
         return x_prev.to(x_t.dtype)
 
@@ -413,7 +413,7 @@ def sample(
         timesteps = dpm_timesteps(T, steps)
     n = len(timesteps)
     keep = {round(i * (n - 1) / max(n_snapshots - 1, 1)) for i in range(n_snapshots)}
-    x = x_T = randn_on(shape, generator, torch.empty((), dtype=dtype, device=device))
+    x = x_T = randn_on(shape, generator, device, dtype)
     state: DPMState | None = None
     snapshots: list[Snapshot] = []
     for i, t in enumerate(timesteps):
