@@ -93,3 +93,30 @@ def block_network(monkeypatch) -> list:
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return attempts
+
+
+TINY_OPTIONS = {  # every family's options for a tiny run (VAE: a spatial VAE run's path)
+    "ae": ["--latent-dim", "4", "--widths", "4,8"],
+    "vae": ["--latent-dim", "4", "--widths", "4,8"],
+    "gan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8"],
+    "cgan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8", "--loss", "hinge"],
+    "cyclegan": [
+        "--class-a",
+        "Sneaker",
+        "--class-b",
+        "Bag",
+        "--widths",
+        "4,8",
+        "--d-widths",
+        "4,8",
+        "--n-res-blocks",
+        "1",
+        "--batch-size",
+        "4",
+    ],
+    "ddpm": ["--width", "8", "--steps", "2", "--conditional"],
+    "ldm": ["--vae", "VAE", "--width", "8", "--steps", "2"],
+    "txt2img": ["--vae", "VAE", "--width", "8", "--steps", "2"],
+    "classifier": ["--widths", "4,8", "--depths", "1,1", "--feature-dim", "8"],
+    "noisy-classifier": ["--width", "8", "--mults", "1,2"],
+}

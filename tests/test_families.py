@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from helpers import TINY_OPTIONS as TINY
 
 import genlab
 from genlab.cli import main
@@ -17,30 +18,6 @@ from genlab.families import FAMILIES
 from genlab.training import options_of
 
 WIDTHS = ["--widths", "4,8"]
-TINY = {
-    "ae": ["--latent-dim", "4", *WIDTHS],
-    "vae": ["--latent-dim", "4", *WIDTHS],
-    "gan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8"],
-    "cgan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8", "--loss", "hinge"],
-    "cyclegan": [
-        "--class-a",
-        "Sneaker",
-        "--class-b",
-        "Bag",
-        *WIDTHS,
-        "--d-widths",
-        "4,8",
-        "--n-res-blocks",
-        "1",
-        "--batch-size",
-        "4",
-    ],  # fmt: skip
-    "ddpm": ["--width", "8", "--steps", "2", "--conditional"],
-    "ldm": ["--vae", "VAE", "--width", "8", "--steps", "2"],
-    "txt2img": ["--vae", "VAE", "--width", "8", "--steps", "2"],
-    "classifier": [*WIDTHS, "--depths", "1,1", "--feature-dim", "8"],
-    "noisy-classifier": ["--width", "8", "--mults", "1,2"],
-}
 BASE = ["--max-steps", "2", "--batch-size", "16", "--no-progress", "--sample-every", "1000"]
 
 

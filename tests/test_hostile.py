@@ -11,31 +11,13 @@ from pathlib import Path
 
 import click
 import pytest
+from helpers import TINY_OPTIONS
 
 from genlab.cli import cli, main
 from genlab.cli.common import OptionType
 
 TINY = ["--max-steps", "2", "--batch-size", "16", "--no-progress", "--sample-every", "1000"]
-RUNS = {  # family -> its tiny options
-    "vae": ["--latent-dim", "4", "--widths", "4,8"],
-    "gan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8"],
-    "cyclegan": [
-        "--class-a",
-        "Sneaker",
-        "--class-b",
-        "Bag",
-        "--widths",
-        "4,8",
-        "--d-widths",
-        "4,8",
-        "--n-res-blocks",
-        "1",
-        "--batch-size",
-        "4",
-    ],  # fmt: skip
-    "ddpm": ["--width", "8", "--steps", "2", "--conditional"],
-    "noisy-classifier": ["--width", "8", "--mults", "1,2"],
-}
+RUNS = {f: TINY_OPTIONS[f] for f in ("vae", "gan", "cyclegan", "ddpm", "noisy-classifier")}
 FAST = {  # keep the commands that do apply quick
     "eval": ["--n", "16", "--no-references", "--no-progress"],
     "compare": ["--n", "16", "--no-progress"],
