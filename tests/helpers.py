@@ -119,4 +119,5 @@ TINY_OPTIONS = {  # every family's options for a tiny run (VAE: a spatial VAE ru
     "txt2img": ["--vae", "VAE", "--width", "8", "--steps", "2"],
     "classifier": ["--widths", "4,8", "--depths", "1,1", "--feature-dim", "8"],
     "noisy-classifier": ["--width", "8", "--mults", "1,2"],
+    "pixelcnn": ["--width", "4", "--layers", "2", "--head-width", "8"],
 }

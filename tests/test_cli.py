@@ -199,6 +199,8 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
         "0.02",
         "--diffusion-minutes",
         "0.02",
+        "--pixelcnn-minutes",
+        "0.02",
         "--no-progress",
     ]
     assert main(args) == 0
@@ -225,15 +227,18 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
         "ldm_samples",
         "txt2img_boots",
         "txt2img_sweater",
+        "pixelcnn_samples",
+        "pixelcnn_complete",
+        "pixelcnn_loss",
     ]
     for name in names:
         assert (out / f"{name}.png").is_file() and f"{name}.png" in html
-    assert (out / "ldm_denoise.gif").is_file()
+    assert (out / "ldm_denoise.gif").is_file() and (out / "pixelcnn_order.gif").is_file()
     # the table of contents and the summary: every section, its runs and the measured FD
-    for key in ("vae", "gan", "diffusion"):
+    for key in ("vae", "gan", "diffusion", "pixelcnn"):
         assert f"href='#{key}'" in html and f"<h2 id='{key}'>" in html
-    assert html.count("<tr><td><a href=") == 3  # one row a section's first run
-    assert html.count("<td class='l'>") == 5  # vae, gan, and the three diffusion runs
+    assert html.count("<tr><td><a href=") == 4  # one row a section's first run
+    assert html.count("<td class='l'>") == 6  # vae, gan, the three diffusion runs, pixelcnn
     # written as it went: while training, the page reloads itself and shows what is done
     assert len(pages) >= len(names) and "http-equiv='refresh'" in pages[0]
     assert "samples.png" in pages[2] and "gan_samples.png" not in pages[2]

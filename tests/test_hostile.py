@@ -17,7 +17,9 @@ from genlab.cli import cli, main
 from genlab.cli.common import OptionType
 
 TINY = ["--max-steps", "2", "--batch-size", "16", "--no-progress", "--sample-every", "1000"]
-RUNS = {f: TINY_OPTIONS[f] for f in ("vae", "gan", "cyclegan", "ddpm", "noisy-classifier")}
+RUNS = {
+    f: TINY_OPTIONS[f] for f in ("vae", "gan", "cyclegan", "ddpm", "noisy-classifier", "pixelcnn")
+}
 FAST = {  # keep the commands that do apply quick
     "eval": ["--n", "16", "--no-references", "--no-progress"],
     "compare": ["--n", "16", "--no-progress"],
@@ -26,7 +28,10 @@ FAST = {  # keep the commands that do apply quick
     "sample": ["--n", "4"],
     "txt2img": ["--n", "2"],
     "latent-map": ["--n", "50"],
-    "nll": ["--k", "2", "--n", "8"],
+    "nll": ["--k", "2", "--n", "8", "--draws", "1"],
+    "complete": ["--n", "2", "--samples", "1"],
+    "pixel-order": ["--n", "2", "--frames", "2"],
+    "ar-blur": ["--n", "2"],
 }
 
 

@@ -28,6 +28,7 @@ class DemoConfig:
     gan_minutes: budget of the GAN (0 skips the GAN section).
     diffusion_minutes: budget of each diffusion run: the first-stage VAE, a latent diffusion
         model and a text-to-image model (0 skips the diffusion section).
+    pixelcnn_minutes: budget of the PixelCNN (0 skips the autoregressive section).
     eval_n: samples `genlab eval` scores for the VAE and the GAN (0 skips evaluation).
     data_dir: the Fashion-MNIST IDX directory (None: the usual places).
     retrain: train again even where a demo run exists.
@@ -38,6 +39,7 @@ class DemoConfig:
     minutes: float = 3.0
     gan_minutes: float = 3.0
     diffusion_minutes: float = 3.0
+    pixelcnn_minutes: float = 3.0
     eval_n: int = 10_000
     data_dir: Path | None = None
     retrain: bool = False
@@ -261,6 +263,40 @@ def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], No
     _draw(out, section, figures, write)
 
 
+def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    from genlab import pictures
+    from genlab.pictures import autoregressive
+    from genlab.sampling import sample, save_samples
+
+    out, run = config.out, config.out / "pixelcnn-run"
+    section.trained.append(
+        demo_run(run, "pixelcnn", config.pixelcnn_minutes, config, say, config.retrain)
+    )
+    r = "pixelcnn-run"
+
+    def order(path: Path) -> None:
+        animation = autoregressive.order(run, n=16)
+        animation.save_gif(path)
+        animation.strip(4).save(out / "pixelcnn_order_strip.png")
+
+    figures = [
+        ("pixelcnn_samples.png", "PixelCNN samples",
+         "A gated PixelCNN (256-way softmax per pixel) after a few minutes: 64 samples drawn "
+         "pixel by pixel.", f"genlab sample {r} --n 64 --seed 0 --out pixelcnn_samples.png",
+         lambda p: save_samples(sample(run, 64), p)),
+        ("pixelcnn_complete.png", "Completing images",
+         "Each row: a test image, its top half, and five completions of the bottom half.",
+         f"genlab complete {r} --out pixelcnn_complete.png",
+         lambda p: autoregressive.complete(run).save(p)),
+        ("pixelcnn_order.gif", "Pixel by pixel",
+         "16 samples being written in raster order (grey: not yet written).",
+         f"genlab pixel-order {r} --out pixelcnn_order.gif", order),
+        ("pixelcnn_loss.png", "PixelCNN training curve", "Training loss in nats per pixel.",
+         f"genlab plot {r} --out pixelcnn_loss.png", lambda p: pictures.plot(run, p)),
+    ]  # fmt: skip
+    _draw(out, section, figures, write)
+
+
 def _draw(out: Path, section: Section, figures: list, write: Callable[[], None]) -> None:
     """Make each picture, add it to the section, and rewrite the page after each."""
     for file, title, caption, command, make in figures:
@@ -278,6 +314,8 @@ SECTIONS = (
     ("diffusion", "Diffusion", _diffusion,
      "A spatial-latent VAE (4x7x7), a class-conditional latent diffusion model in its latent, "
      "and a miniature text-to-image model on a real sentence encoder."),
+    ("pixelcnn", "Autoregressive: PixelCNN", _pixelcnn,
+     "A gated PixelCNN: an exact likelihood, images written one pixel at a time, completions."),
 )  # fmt: skip
 
 
@@ -287,7 +325,8 @@ def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = lam
     config.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     budgets = {"vae": config.minutes, "gan": config.gan_minutes,
-               "diffusion": config.diffusion_minutes}  # fmt: skip
+               "diffusion": config.diffusion_minutes,
+               "pixelcnn": config.pixelcnn_minutes}  # fmt: skip
     sections: list[Section] = []
 
     def write(done: bool = False) -> Path:

@@ -347,6 +347,69 @@ class Schedule:
 # ----------------------------------------------------------------------------- sampling
 
 
+# ----------------------------------------------------------------------------- the bound
+
+
+def discretized_gaussian_log_prob(
+    x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor | float, levels: int = 256
+) -> torch.Tensor:
+    """log P(x) elementwise of N(mean, std^2) discretized to `levels` bins of [-1, 1] (Ho et al.
+    2020, eq. 13): bin edges at the centres +- 1 / (levels - 1), the two end bins open to -inf
+    and +inf. x holds bin centres in [-1, 1]. Computed in float64 with log-CDFs, reflected so
+    that both edges lie on the side of the mean where the CDF difference keeps its digits."""
+    x, mean = x.double(), mean.double()
+    std = torch.as_tensor(std, dtype=torch.float64, device=x.device)
+    half = 1.0 / (levels - 1)
+    # reflect each bin to the left of the mean: P(b < X < a) = P(-a < -X < -b)
+    flip = x > mean
+    z = torch.where(flip, mean - x, x - mean) / std
+    a, b = z + half / std, z - half / std  # upper and lower edge, a > b
+    log_a, log_b = torch.special.log_ndtr(a), torch.special.log_ndtr(b)
+    middle = log_a + torch.log1p(-torch.exp(log_b - log_a).clamp(max=1 - 1e-300))
+    first = torch.where(flip, torch.special.log_ndtr(-b), log_a)  # the bin at -1: (-inf, a]
+    last = torch.where(flip, log_a, torch.special.log_ndtr(-b))  # the bin at +1: [b, inf)
+    lowest, highest = x <= -1 + half / 2, x >= 1 - half / 2
+    return torch.where(lowest, first, torch.where(highest, last, middle))
+
+
+def vlb_terms(
+    schedule: Schedule,
+    eps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    t: torch.Tensor,
+    eps: torch.Tensor,
+    levels: int = 256,
+) -> torch.Tensor:
+    """One term of the variational bound (Ho et al. 2020, eq. 5) per example, in nats, (B,):
+
+    t = 0: the decoder term L_0 = -log p(x0 | x_1), a Gaussian of variance beta_1 discretized
+    to the data's levels; t >= 1: L_t = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t)) with the
+    reverse variance the posterior's, beta~_t, so the KL is the squared error of the noise,
+    beta_t / (2 alpha_t (1 - alpha_bar_{t-1})) ||eps - eps_theta(x_t, t)||^2.
+
+    eps_fn(x_t, t) predicts the noise; x0 (B, ...) holds bin centres in [-1, 1]; eps the noise.
+    """
+    x_t = schedule.q_sample(x0, t, eps)
+    pred = eps_fn(x_t, t).double()
+    sq = (eps.double() - pred).square().flatten(1).sum(1)
+    prev = schedule.alpha_bar_at(t - 1).to(x0.device)
+    beta, alpha = schedule.betas.to(x0.device)[t], schedule.alphas.to(x0.device)[t]
+    kl = beta / (2 * alpha * (1 - prev).clamp(min=1e-300)) * sq
+    # decoder: mean (x_1 - beta_1 / sqrt(1 - alpha_bar_1) eps) / sqrt(alpha_1), std sqrt(beta_1)
+    a1, b1 = _expand(alpha, x_t), _expand(beta, x_t)
+    mean = (x_t.double() - b1 / (1 - a1).sqrt() * pred) / a1.sqrt()
+    log_p = discretized_gaussian_log_prob(x0, mean, b1.sqrt(), levels).flatten(1).sum(1)
+    return torch.where(t == 0, -log_p, kl)
+
+
+def prior_kl(schedule: Schedule, x0: torch.Tensor) -> torch.Tensor:
+    """L_T = KL(q(x_T | x0) || N(0, I)) per example, in nats, (B,)."""
+    a = float(schedule.alpha_bar[-1])
+    x0 = x0.double()
+    per_dim = 0.5 * (a * x0.square() + (1 - a) - 1 - math.log(1 - a))
+    return per_dim.flatten(1).sum(1)
+
+
 def ddim_timesteps(T: int, steps: int) -> list[int]:
     """DDIM timesteps with "leading" spacing (diffusers' DDIMScheduler default, steps_offset 0):
     t_i = i * (T // steps), in decreasing order."""

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from genlab.errors import GenlabError
 from genlab.family import Family
-from genlab.models import autoencoder, classifier, cyclegan, ddpm, gan, noisy_classifier, vae
+from genlab.models import (
+    autoencoder,
+    classifier,
+    cyclegan,
+    ddpm,
+    gan,
+    noisy_classifier,
+    pixelcnn,
+    vae,
+)
 
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -22,6 +31,7 @@ FAMILIES: dict[str, Family] = {
         ddpm.FAMILY,
         ddpm.LATENT_FAMILY,
         ddpm.TEXT_FAMILY,
+        pixelcnn.FAMILY,
         classifier.FAMILY,
         noisy_classifier.FAMILY,
     )

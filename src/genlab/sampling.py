@@ -8,6 +8,7 @@ Also the run-level helpers the pictures share: a run's test data, class ids from
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -176,6 +177,8 @@ def sample(
     classifier: str | os.PathLike | None = None,
     classifier_scale: float = 1.0,
     prompt: str | None = None,
+    temperature: float | None = None,
+    progress: bool = False,
     model=None,
 ) -> Samples:
     """n samples of a trained run, seeded: the same seed gives the same images.
@@ -187,6 +190,8 @@ def sample(
         sampler, steps, eta, guidance, classifier, classifier_scale: diffusion sampling
             (`Diffusion.sample`); classifier is a noisy-classifier run for classifier guidance.
         prompt: the text of a txt2img run (guidance defaults to 3 then).
+        temperature: > 0, for models that draw step by step from a distribution (PixelCNN).
+        progress: a progress bar for models that sample step by step (PixelCNN).
         model: the run's model, if loaded already.
     """
     if n < 1:
@@ -200,6 +205,20 @@ def sample(
     if not hasattr(model, "sample"):
         raise GenlabError(f"{run}: a {read_config(run)['family']} run draws no samples")
     options = sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
+    takes = inspect.signature(model.sample).parameters
+    if temperature is not None:
+        if "temperature" not in takes:
+            family = read_config(run)["family"]
+            raise GenlabError(f"{run}: --temperature is for autoregressive runs, not {family}")
+        if not temperature > 0:
+            raise GenlabError(f"--temperature {temperature}: use a value > 0")
+        options["temperature"] = temperature
+    bar = None
+    if progress and "callback" in takes:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc="sample", unit="px", leave=False)
+        options["callback"] = lambda done, _: bar.update(done - bar.n)
     labels = None
     if class_name is not None:
         if not getattr(model.config, "num_classes", 0) and classifier is None:
@@ -215,9 +234,15 @@ def sample(
         options.setdefault("guidance", TXT2IMG_GUIDANCE)
     elif labels is None and getattr(model.config, "num_classes", 0):
         labels = torch.arange(n) % model.config.num_classes  # what the model draws for y=None
-    with torch.inference_mode():
-        x = model.sample(n, generator=torch.Generator().manual_seed(seed), **options)
+    try:
+        with torch.inference_mode():
+            x = model.sample(n, generator=torch.Generator().manual_seed(seed), **options)
+    finally:
+        if bar is not None:
+            bar.close()
     info = {"run": str(run), "seed": str(seed)}
+    if temperature is not None:
+        info["temperature"] = str(temperature)
     if prompt is not None:
         info.update(prompt=prompt, guidance=str(options["guidance"]))
     names = tuple(read_config(classifier if classifier is not None else run).get("class_names", ()))

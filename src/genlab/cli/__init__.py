@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from genlab.cli import data, demo, diffusion, evaluate, gan, latent, runs, sd
+from genlab.cli import autoregressive, data, demo, diffusion, evaluate, gan, latent, runs, sd
 from genlab.cli.train import train
 from genlab.errors import GenlabError
 
@@ -30,7 +30,7 @@ def cli() -> None:
 
 
 cli.add_command(train)
-for module in (runs, latent, diffusion, gan, evaluate, demo, data, sd):
+for module in (runs, latent, diffusion, autoregressive, gan, evaluate, demo, data, sd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -85,6 +85,11 @@ SEED = Option("seed", "int", 0, "Random seed: the same seed gives the same pictu
               max=2**32 - 1)  # fmt: skip
 CLASS = Option("class_name", "str", None, "Class name (conditional models).", flags=("--class",))
 PROMPT = Option("prompt", "str", None, "txt2img: the prompt.")
+TEMPERATURE = Option(
+    "temperature", "float", None,
+    "PixelCNN: < 1 sharpens each pixel's distribution, > 1 flattens it (default 1).",
+    min=0.0, min_open=True,
+)  # fmt: skip
 SAMPLER = Option(
     "sampler", "str", None, "Diffusion: ddpm (all T steps), ddim or dpm (DPM-Solver++ 2M).",
     choices=("ddpm", "ddim", "dpm", "dpmpp_2m"),

@@ -22,14 +22,17 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @opt(Option("diffusion_minutes", "float", 3.0,
             "Budget of each diffusion run: the first-stage VAE, a latent diffusion model and a "
             "text-to-image model (0 skips the diffusion section).", **MINUTES))  # fmt: skip
+@opt(Option("pixelcnn_minutes", "float", 3.0,
+            "Budget of the PixelCNN (0 skips the autoregressive section).", **MINUTES))  # fmt: skip
 @opt(Option("eval_n", "int", 10_000, "Samples `genlab eval` scores (0 skips it).", min=0,
             max=1_000_000))  # fmt: skip
 @opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
 @opt(Option("retrain", "bool", False, "Train again even if the demo runs exist."))
 @opt(PROGRESS)
 def demo(**options) -> None:
-    """Train a VAE, a GAN and latent diffusion models on Fashion-MNIST for a few minutes each,
-    draw every picture, evaluate, and write index.html (updated after every picture)."""
+    """Train a VAE, a GAN, latent diffusion models and a PixelCNN on Fashion-MNIST for a few
+    minutes each, draw every picture, evaluate, and write index.html (updated after every
+    picture)."""
     from genlab.demo import DemoConfig, run_demo
 
     index = run_demo(DemoConfig(**options), say=echo)

@@ -16,6 +16,7 @@ from genlab.cli.common import (
     SAMPLER,
     SEED,
     STEPS,
+    TEMPERATURE,
     command_meta,
     echo,
     n_option,
@@ -43,15 +44,17 @@ from genlab.options import Option
 @opt(CLASSIFIER)
 @opt(CLASSIFIER_SCALE)
 @opt(PROMPT)
-def sample(run: Path, out: str, n: int, seed: int, class_name, **diffusion) -> None:
+@opt(TEMPERATURE)
+def sample(run: Path, out: str, n: int, seed: int, class_name, **options) -> None:
     """Draw n samples from a trained model: a grid PNG, a folder of PNGs or an .npz.
 
     Diffusion runs take a sampler (ddpm, ddim, dpm), steps, classifier-free --guidance, a
-    noisy-classifier run for classifier guidance, and (txt2img) a --prompt."""
+    noisy-classifier run for classifier guidance, and (txt2img) a --prompt. A PixelCNN draws
+    pixel by pixel (a progress bar) at a --temperature."""
     from genlab.sampling import sample as draw
     from genlab.sampling import save_samples
 
-    samples = draw(run, n, seed=seed, class_name=class_name, **diffusion)
+    samples = draw(run, n, seed=seed, class_name=class_name, progress=True, **options)
     echo(f"wrote {save_samples(samples, out, command_meta())}")
 
 
@@ -81,18 +84,23 @@ def embed(run: Path, out: Path, split: str) -> None:
 
 @click.command()
 @run_argument()
-@opt(Option("k", "int", 64, "Importance samples.", min=1, max=100_000))
-@opt(Option("n", "int", 2000, "Test images (0 = all).", min=0, max=10**7))
+@opt(Option("k", "int", 64, "Importance samples (VAE).", min=1, max=100_000))
+@opt(Option("n", "int", 0, "Test images (0 = all).", min=0, max=10**7))
+@opt(Option("draws", "int", 4, "Random timesteps per image (DDPM's bound).", min=1, max=10_000))
 @opt(SEED)
-def nll(run: Path, k: int, n: int, seed: int) -> None:
-    """Test-set negative ELBO and importance-weighted NLL (IWAE) of a VAE, nats and bits/dim."""
+def nll(run: Path, k: int, n: int, draws: int, seed: int) -> None:
+    """Test-set negative log-likelihood in nats per image and bits per dimension: exact for a
+    PixelCNN; upper bounds for a VAE (-ELBO, IWAE) and a DDPM (variational bound). A run
+    trained with --binarize is scored on the test set binarized with a fixed seed."""
     from genlab.evaluation.likelihood import nll as measure
 
-    r, used = measure(run, k=k, n=n, seed=seed)
-    echo(
-        f"{used} test images: -ELBO {r.neg_elbo_nats:.2f} nats ({r.neg_elbo_bpd:.4f} bits/dim), "
-        f"IWAE NLL (k={k}) {r.nll_nats:.2f} nats ({r.nll_bpd:.4f} bits/dim)"
-    )
+    rows, used = measure(run, k=k, n=n, seed=seed, draws=draws, progress=True)
+    echo(f"{used} test images:")
+    for r in rows:
+        kind = "exact" if r.exact else "upper bound"
+        echo(
+            f"  {r.what}: {r.nats:.2f} +- {r.stderr:.2f} nats/image, {r.bpd:.4f} bits/dim ({kind})"
+        )
 
 
 COMMANDS = [sample, plot, embed, nll]

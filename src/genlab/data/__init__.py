@@ -15,6 +15,7 @@ __all__ = [
     "DataSpec",
     "ImageData",
     "Shard",
+    "binarized",
     "data_size",
     "image_sets",
     "image_spec",
@@ -43,6 +44,20 @@ def load_data(spec: DataSpec, split: str = "train") -> ImageData:
     if spec.limit is not None and split == "train":
         data = ImageData(data.images[: spec.limit], data.labels[: spec.limit], data.class_names)
     return data
+
+
+BINARIZE_SEED = 0
+"""The seed of the fixed binarization of test sets: every run and family scores the same bits."""
+
+
+def binarized(images, seed: int = BINARIZE_SEED):
+    """Fixed binarization of uint8 images (N, C, H, W): each pixel is 255 with its intensity as
+    the probability, else 0, from a seeded generator (the test-set convention of binarized
+    MNIST likelihoods; training binarizes afresh every step instead)."""
+    import torch
+
+    u = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))
+    return (u * 255 < images.float()).to(torch.uint8) * 255
 
 
 def image_sets(data) -> list[ImageData]:

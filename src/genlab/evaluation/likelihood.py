@@ -1,24 +1,111 @@
-"""Likelihoods of runs on their test set: `nll(run)` is `genlab nll RUN`."""
+"""Likelihoods of runs on their test set: `nll(run)` is `genlab nll RUN`.
+
+Each family gives what it can, and says whether it is exact or a bound on -log p(x):
+
+- PixelCNN: the exact NLL (a sum of per-pixel log-probabilities).
+- VAE: -ELBO and the tighter importance-weighted bound (IWAE, k samples); both upper bounds.
+- DDPM (pixel space): the variational bound of Ho et al. 2020, eq. 5, estimated by Monte Carlo
+  over t (an upper bound in expectation, reported with its standard error).
+
+A run trained with --binarize is scored on the test set binarized once with a fixed seed
+(`genlab.data.binarized`), the same bits for every run and family; others on the 8-bit pixels.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from typing import NamedTuple
 
 import torch
 
 from genlab.errors import GenlabError
-from genlab.models.vae import VAE, NLLResult, evaluate_nll
-from genlab.runs import load_model
+from genlab.runs import load_model, read_config
 from genlab.sampling import test_data
 
 
-def nll(run: str | os.PathLike, k: int = 64, n: int = 2000, seed: int = 0) -> tuple[NLLResult, int]:
-    """Test-set negative ELBO and IWAE NLL (k importance samples) of a VAE run on its first n
-    test images (0: all), seeded. Returns the result and the number of images used."""
+class Likelihood(NamedTuple):
+    """One measure of -log p(x) on a test set, means per image.
+
+    Attributes:
+        what: what it is ("exact NLL", "-ELBO", "IWAE NLL (k=64)", "variational bound").
+        nats: nats per image.
+        bpd: bits per dimension, nats / (D ln 2).
+        exact: False for an upper bound on the NLL.
+        stderr: standard error of `nats` over images (and Monte-Carlo draws).
+    """
+
+    what: str
+    nats: float
+    bpd: float
+    exact: bool
+    stderr: float
+
+
+def _row(what: str, per_image: torch.Tensor, dims: int, exact: bool) -> Likelihood:
+    per_image = per_image.double()
+    n = per_image.numel()
+    mean = float(per_image.mean())
+    stderr = float(per_image.std() / math.sqrt(n)) if n > 1 else float("nan")
+    return Likelihood(what, mean, mean / (dims * math.log(2)), exact, stderr)
+
+
+def nll(
+    run: str | os.PathLike,
+    k: int = 64,
+    n: int = 0,
+    seed: int = 0,
+    batch_size: int = 250,
+    draws: int = 4,
+    progress: bool = False,
+) -> tuple[list[Likelihood], int]:
+    """-log p(x) of a run's first n test images (0: all), seeded: the rows its family gives
+    (see the module doc). k: importance samples (VAE); draws: random t per image (DDPM).
+    Returns the rows and the number of images used."""
+    from tqdm.auto import tqdm
+
+    from genlab.data import binarized
+    from genlab.models.ddpm import Diffusion
+    from genlab.models.pixelcnn import PixelCNN
+    from genlab.models.vae import VAE
+
     model = load_model(run)
-    if not isinstance(model, VAE):
-        raise GenlabError(f"{run}: nll needs a VAE run")
+    family = read_config(run)["family"]
+    if not isinstance(model, PixelCNN | VAE | Diffusion):
+        raise GenlabError(
+            f"{run}: a {family} run has no likelihood; nll scores pixelcnn, vae, ddpm"
+        )
     data = test_data(run)
     n = len(data) if n <= 0 else min(n, len(data))
+    images, labels = data.images[:n], data.labels[:n]
+    if getattr(model.config, "binarize", False):
+        images = binarized(images)
+    conditional = getattr(model.config, "num_classes", 0) > 0
+    if conditional and (labels < 0).any():
+        raise GenlabError(f"{run}: a conditional model needs the test labels")
+    model.eval()
     g = torch.Generator().manual_seed(seed)
-    return evaluate_nll(model, data.images[:n], data.labels[:n], k=k, generator=g), n
+    dims = images[0].numel()
+    columns: dict[str, list[torch.Tensor]] = {}
+    with torch.inference_mode(), tqdm(total=n, desc="nll", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            x = images[start : start + batch_size].float().div_(255.0)
+            y = labels[start : start + batch_size] if conditional else None
+            if isinstance(model, PixelCNN):
+                got = {"exact NLL": -model.log_prob(model.quantize(x), y)}
+            elif isinstance(model, VAE):
+                got = {
+                    "-ELBO": -model.elbo(x, y, generator=g).elbo,
+                    f"IWAE NLL (k={k})": -model.iwae_log_likelihood(x, y, k=k, generator=g),
+                }
+            else:
+                got = {
+                    f"variational bound ({draws} t per image)": model.vlb(
+                        x, y, draws=draws, generator=g
+                    )
+                }
+            for what, value in got.items():
+                columns.setdefault(what, []).append(value.cpu())
+            bar.update(len(x))
+    exact = isinstance(model, PixelCNN)
+    return [_row(what, torch.cat(v), dims, exact) for what, v in columns.items()], n

@@ -105,6 +105,7 @@ class VAEConfig:
     beta: float = 1.0
     num_classes: int = 0
     decoder_sampling: bool = False
+    binarize: bool = False
     latent_channels: int = 0
 
 
@@ -123,6 +124,8 @@ class VAE(nn.Module):
             raise GenlabError(
                 "a spatial latent VAE is unconditional: set num_classes=0 or latent_channels=0"
             )
+        if config.binarize and config.likelihood != "bernoulli":
+            raise GenlabError("--binarize needs the Bernoulli likelihood (--likelihood bernoulli)")
         self.config = config
         K, D, c = config.num_classes, config.latent_dim, config.latent_channels
         if c:  # spatial latent (c, s, s): conv stats on the bottom map, conv input to the decoder
@@ -236,8 +239,11 @@ class VAE(nn.Module):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean over the batch of -(recon - beta * kl); logs recon, kl and elbo (nats/image)."""
         y = batch.y if self.config.num_classes else None
-        eps = batch.shard.randn((batch.x.shape[0], *self.latent_shape), device=batch.x.device)
-        out = self.elbo(batch.x, y, eps=eps)
+        x = batch.x
+        if self.config.binarize:  # dynamic binarization: fresh bits every step
+            x = (batch.shard.rand(x.shape, device=x.device) < x).to(x.dtype)
+        eps = batch.shard.randn((x.shape[0], *self.latent_shape), device=x.device)
+        out = self.elbo(x, y, eps=eps)
         loss = -(out.recon - self.config.beta * out.kl).mean()
         logs = {"recon": out.recon.mean(), "kl": out.kl.mean(), "elbo": out.elbo.mean()}
         return loss, {name: value.detach() for name, value in logs.items()}
@@ -370,6 +376,11 @@ def evaluate_nll(
 def configure(options: dict, data) -> Configured:
     """A VAE for the training images' shape; --conditional takes the data's classes."""
     k = num_classes(data, "vae --conditional") if options.get("conditional") else 0
+    if options.get("binarize") and data.shape[0] != 1:
+        raise GenlabError(
+            "--binarize needs grayscale images (--channels 1): binarizing RGB pixels has no "
+            "standard meaning"
+        )
     return Configured(pick(VAEConfig, options, **image_fields(data), num_classes=k))
 
 
