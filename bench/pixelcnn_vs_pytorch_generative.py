@@ -17,11 +17,13 @@ sampler runs the whole network once per pixel, so it is timed over `--peer-rows`
 sampler (`PixelCNN.sample_naive`, also one pass per pixel) is timed the same way for the
 speed-up of its cached sampler.
 
-Set-up (a separate venv; the peer's package imports torchvision and tensorboard at import,
-which the script replaces with empty stand-ins since nothing used here needs them):
+Set-up (a separate venv; the peer's package __init__ imports its data sets and trainer, with
+torchvision, scikit-learn and tensorboard, which the model does not need: the script registers
+the package bare and imports only the model's modules):
     python3 -m venv /work/venvs/pg && /work/venvs/pg/bin/pip install torch==2.13.0 numpy \
         pillow safetensors tqdm click accelerate && /work/venvs/pg/bin/pip install -e . --no-deps
-    git -C MIRROR archive HEAD pytorch_generative | tar -x -C /work/venvs/pg/src
+    # the repository's pytorch_generative/ folder (fetched, e.g. `git show` of each file),
+    # copied to /work/venvs/pg/src/pytorch_generative/
     /work/venvs/pg/bin/python bench/pixelcnn_vs_pytorch_generative.py --minutes 20 \
         --peer-src /work/venvs/pg/src --genlab-run RUN
 """
@@ -46,16 +48,12 @@ BATCH = 128
 
 
 def import_peer(src: str):
-    """pytorch_generative's GatedPixelCNN, with stand-ins for torchvision and tensorboard."""
-    sys.path.insert(0, src)
-    for name in ("torchvision", "torchvision.datasets", "torchvision.transforms"):
-        stub = types.ModuleType(name)
-        stub.__path__ = []  # a package, so that `from torchvision import x` finds attributes
-        stub.__getattr__ = lambda attr: types.SimpleNamespace()  # type: ignore[attr-defined]
-        sys.modules.setdefault(name, stub)
-    tb = types.ModuleType("torch.utils.tensorboard")
-    tb.SummaryWriter = object  # type: ignore[attr-defined]
-    sys.modules.setdefault("torch.utils.tensorboard", tb)
+    """pytorch_generative's GatedPixelCNN. Its package __init__ imports its data sets and
+    trainer (torchvision, scikit-learn, tensorboard), which the model does not use: the
+    package is registered bare, so that only the model's own modules are imported."""
+    package = types.ModuleType("pytorch_generative")
+    package.__path__ = [str(Path(src) / "pytorch_generative")]
+    sys.modules["pytorch_generative"] = package
     module = importlib.import_module("pytorch_generative.models.autoregressive.gated_pixel_cnn")
     return module.GatedPixelCNN
 
@@ -141,7 +139,7 @@ def main() -> None:
         run = str(Path(args.out) / ("genlab-bin" if args.binarize else "genlab"))
         genlab.create("pixelcnn", run, max_minutes=args.minutes, binarize=args.binarize)
         genlab.train(run)
-    trainer = json.loads((Path(run) / "trainer.json").read_text())
+    trainer = json.loads((Path(run) / "state" / "trainer.json").read_text())
     (row,), _ = nll(run, n=args.n_test)
     model = genlab.load(run)
     record["genlab"] = {
