@@ -35,7 +35,7 @@ $G train vae --binarize --out "$R/vae_bin_4min" --max-minutes 4
 $G train ddpm --out "$R/ddpm_4min" --max-minutes 4
 .venv/bin/python bench/likelihood_table.py "$R/pixelcnn_20min" "$R/ddpm_4min" \
     "$R/pixelcnn_bin_4min" "$R/vae_bin_4min" --n 1000 --k 1000 --draws 8
-# 5. The peer on binarized data at the binarized run's budget (not run yet: see the README).
+# 5. The peer on binarized data at the binarized run's budget.
 #   /work/venvs/pg/bin/python bench/pixelcnn_vs_pytorch_generative.py --minutes 4 --binarize \
 #       --peer-src /work/venvs/pg/src --genlab-run "$R/pixelcnn_bin_4min" --n-test 2000 \
 #       --peer-rows 1
