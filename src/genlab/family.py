@@ -119,6 +119,18 @@ CONDITIONAL = Option(
 )
 
 
+def refuse_binarized_colour(options: Mapping[str, Any], data: Any) -> None:
+    """A one-line error for --binarize on images that are not grayscale (families with a
+    `binarize` option: pixelcnn, vae)."""
+    from genlab.errors import GenlabError
+
+    if options.get("binarize") and data.shape[0] != 1:
+        raise GenlabError(
+            "--binarize needs grayscale images (--channels 1): binarizing RGB pixels has no "
+            "standard meaning"
+        )
+
+
 def num_classes(data: Any, what: str, minimum: int = 1, hint: str = "") -> int:
     """The number of classes of labelled training data, or a one-line error saying that `what`
     needs labels (class sub-folders of an image folder), then `hint`."""

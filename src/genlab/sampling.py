@@ -93,14 +93,20 @@ def one_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
     return torch.tensor([firsts[i % len(firsts)] for i in range(n)])
 
 
+def model_of(run: str | os.PathLike, cls: type, kind: str, hint: str = ""):
+    """The model of a run if it is a `cls` (e.g. Diffusion), else a one-line error: the run's
+    family, "not a {kind} run", then `hint`."""
+    model = load_model(run)
+    if not isinstance(model, cls):
+        raise GenlabError(f"{run}: a {read_config(run)['family']} run, not a {kind} run{hint}")
+    return model
+
+
 def diffusion_model(run: str | os.PathLike):
     """The model of a diffusion run (ddpm, ldm, txt2img), or a one-line error."""
     from genlab.models.ddpm import Diffusion
 
-    model = load_model(run)
-    if not isinstance(model, Diffusion):
-        raise GenlabError(f"{run}: a {read_config(run)['family']} run, not a diffusion run")
-    return model
+    return model_of(run, Diffusion, "diffusion")
 
 
 def sampling_options(
@@ -210,9 +216,7 @@ def sample(
         if "temperature" not in takes:
             family = read_config(run)["family"]
             raise GenlabError(f"{run}: --temperature is for autoregressive runs, not {family}")
-        if not temperature > 0:
-            raise GenlabError(f"--temperature {temperature}: use a value > 0")
-        options["temperature"] = temperature
+        options["temperature"] = temperature  # the model's sampler checks its range
     bar = None
     if progress and "callback" in takes:
         from tqdm.auto import tqdm

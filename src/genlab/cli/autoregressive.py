@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -10,19 +11,21 @@ import click
 from genlab.cli.common import (
     CLASS,
     SEED,
+    STRIP_ROWS,
     command_meta,
     echo,
     n_option,
     opt,
     out,
     run_argument,
+    strip_option,
 )
+from genlab.cli.common import TEMPERATURE as SAMPLE_TEMPERATURE
 from genlab.options import Option
 
-TEMPERATURE = Option(
-    "temperature", "float", 1.0, "< 1 sharpens each pixel's distribution, > 1 flattens it.",
-    min=0.0, min_open=True,
-)  # fmt: skip
+TEMPERATURE = replace(
+    SAMPLE_TEMPERATURE, default=1.0, help="< 1 sharpens each pixel's distribution, > 1 flattens it."
+)
 
 
 @click.command()
@@ -45,11 +48,10 @@ def complete(run: Path, out: Path, n: int, samples: int, keep: float, temperatur
 @click.command("pixel-order")
 @run_argument()
 @out("order.gif", "The GIF to write.")
-@click.option("--strip", type=click.Path(path_type=Path), default=None,
-              help="Also a PNG strip: rows = samples, columns = frames.")  # fmt: skip
+@strip_option("frames")
 @opt(n_option(16, "Samples in each frame.", 1024))
 @opt(Option("frames", "int", 28, "Snapshots while the pixels are written.", min=2, max=10_000))
-@opt(Option("rows", "int", 4, "Samples in the strip.", min=1, max=1024))
+@opt(STRIP_ROWS)
 @opt(CLASS)
 @opt(TEMPERATURE)
 @opt(SEED)

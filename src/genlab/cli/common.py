@@ -85,6 +85,7 @@ SEED = Option("seed", "int", 0, "Random seed: the same seed gives the same pictu
               max=2**32 - 1)  # fmt: skip
 CLASS = Option("class_name", "str", None, "Class name (conditional models).", flags=("--class",))
 PROMPT = Option("prompt", "str", None, "txt2img: the prompt.")
+STRIP_ROWS = Option("rows", "int", 4, "Samples in the strip.", min=1, max=1024)
 TEMPERATURE = Option(
     "temperature", "float", None,
     "PixelCNN: < 1 sharpens each pixel's distribution, > 1 flattens it (default 1).",
@@ -109,6 +110,14 @@ CLASSIFIER_SCALE = Option(
     min=0.0, max=1000.0,
 )  # fmt: skip
 PROGRESS = Option("progress", "bool", True, "Show progress bars.")
+
+
+def strip_option(columns: str):
+    """The --strip of an animation command: also a PNG, rows = samples, columns = `columns`."""
+    return click.option(
+        "--strip", type=click.Path(path_type=Path), default=None,
+        help=f"Also a PNG strip: rows = samples, columns = {columns}.",
+    )  # fmt: skip
 
 
 def n_option(default: int, help_text: str, maximum: int = 100_000) -> Option:

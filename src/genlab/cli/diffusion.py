@@ -15,12 +15,14 @@ from genlab.cli.common import (
     SAMPLER,
     SEED,
     STEPS,
+    STRIP_ROWS,
     command_meta,
     echo,
     n_option,
     opt,
     out,
     run_argument,
+    strip_option,
 )
 from genlab.options import Option
 
@@ -43,11 +45,10 @@ def forward(run: Path, out: Path, n: int, columns: int, seed: int) -> None:
 @click.command()
 @run_argument()
 @out("denoise.gif", "The GIF to write.")
-@click.option("--strip", type=click.Path(path_type=Path), default=None,
-              help="Also a PNG strip: rows = samples, columns = steps.")  # fmt: skip
+@strip_option("steps")
 @opt(n_option(16, "Samples in each frame.", 1024))
 @opt(Option("frames", "int", 20, "Frames from x_T to x_0.", min=2, max=1000))
-@opt(Option("rows", "int", 4, "Samples in the strip.", min=1, max=1024))
+@opt(STRIP_ROWS)
 @opt(SEED)
 @opt(CLASS)
 @opt(PROMPT)

@@ -45,7 +45,15 @@ from torch import nn
 
 from genlab.data import Batch
 from genlab.errors import GenlabError
-from genlab.family import CONDITIONAL, Configured, Family, image_fields, num_classes, pick
+from genlab.family import (
+    CONDITIONAL,
+    Configured,
+    Family,
+    image_fields,
+    num_classes,
+    pick,
+    refuse_binarized_colour,
+)
 from genlab.options import field_options
 
 HEADS = ("softmax", "logistic")
@@ -554,11 +562,7 @@ def _uniform(shape, generator: torch.Generator | None, like: torch.Tensor) -> to
 def configure(options: dict, data) -> Configured:
     """A PixelCNN for the training images' shape; --conditional takes the data's classes."""
     fields = image_fields(data)
-    if options.get("binarize") and fields["channels"] != 1:
-        raise GenlabError(
-            "--binarize needs grayscale images (--channels 1): binarizing RGB pixels has no "
-            "standard meaning"
-        )
+    refuse_binarized_colour(options, data)
     block_shape(options.get("pixels_per_step") or 1, fields["image_size"])  # one-line error
     k = num_classes(data, "pixelcnn --conditional") if options.get("conditional") else 0
     return Configured(pick(PixelCNNConfig, options, **fields, num_classes=k))

@@ -32,7 +32,15 @@ from torch import nn
 
 from genlab.data import Batch
 from genlab.errors import GenlabError
-from genlab.family import CONDITIONAL, Configured, Family, image_fields, num_classes, pick
+from genlab.family import (
+    CONDITIONAL,
+    Configured,
+    Family,
+    image_fields,
+    num_classes,
+    pick,
+    refuse_binarized_colour,
+)
 from genlab.models.autoencoder import ConvDecoder, ConvEncoder
 from genlab.options import field_options
 
@@ -376,11 +384,7 @@ def evaluate_nll(
 def configure(options: dict, data) -> Configured:
     """A VAE for the training images' shape; --conditional takes the data's classes."""
     k = num_classes(data, "vae --conditional") if options.get("conditional") else 0
-    if options.get("binarize") and data.shape[0] != 1:
-        raise GenlabError(
-            "--binarize needs grayscale images (--channels 1): binarizing RGB pixels has no "
-            "standard meaning"
-        )
+    refuse_binarized_colour(options, data)
     return Configured(pick(VAEConfig, options, **image_fields(data), num_classes=k))
 
 

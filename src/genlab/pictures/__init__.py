@@ -55,6 +55,30 @@ class Picture(NamedTuple):
         return save_png(path, self.grid(), meta)
 
 
+def strip_of_frames(frames: list[torch.Tensor], rows: int) -> torch.Tensor:
+    """The first `rows` samples across all frames: (rows * len(frames), C, H, W), one row each."""
+    import torch
+
+    stacked = torch.stack([f[:rows] for f in frames], dim=1)  # (rows, F, C, H, W)
+    return stacked.flatten(0, 1)
+
+
+def frames_strip(frames: list[torch.Tensor], rows: int, info: dict[str, str]) -> Picture:
+    """A Picture of the first `rows` samples of an animation across all its frames."""
+    return Picture(strip_of_frames(frames, min(rows, len(frames[0]))), len(frames), info)
+
+
+def frames_gif(
+    frames: list[torch.Tensor], path: str | os.PathLike, duration_ms: int, hold: int
+) -> Path:
+    """An animated GIF of frames (each (n, C, H, W) in [0, 1]) as grids, the last one shown
+    `hold` more times."""
+    from genlab.images import make_grid, save_gif
+
+    gif = [make_grid(f) for f in frames] + [make_grid(frames[-1])] * hold
+    return save_gif(path, gif, duration_ms=duration_ms)
+
+
 def plot(
     run: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> Path:

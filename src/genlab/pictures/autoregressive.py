@@ -16,21 +16,14 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.models.pixelcnn import PixelCNN, from_blocks
-from genlab.pictures import Picture
-from genlab.runs import load_model, read_config
-from genlab.sampling import class_ids, one_per_class, test_data
+from genlab.pictures import Picture, frames_gif, frames_strip
+from genlab.sampling import class_ids, model_of, one_per_class, test_data
 
 
 def pixelcnn_model(run: str | os.PathLike) -> PixelCNN:
     """The model of a PixelCNN run, or a one-line error."""
-    model = load_model(run)
-    if not isinstance(model, PixelCNN):
-        family = read_config(run)["family"]
-        raise GenlabError(
-            f"{run}: a {family} run, not a PixelCNN run; train one with "
-            "`genlab train pixelcnn --out RUN`"
-        )
-    return model
+    hint = "; train one with `genlab train pixelcnn --out RUN`"
+    return model_of(run, PixelCNN, "PixelCNN", hint)
 
 
 def complete(
@@ -55,11 +48,12 @@ def complete(
         )
     test = test_data(run)
     pick = one_per_class(test.labels, n)
-    x = test.images[pick].float() / 255.0
+    images = test.images[pick]
     if model.config.binarize:
         from genlab.data import binarized
 
-        x = binarized(test.images[pick]).float() / 255.0
+        images = binarized(images)
+    x = images.float() / 255.0
     y = test.labels[pick] if model.config.num_classes else None
     g = torch.Generator().manual_seed(seed)
     with torch.inference_mode():
@@ -85,16 +79,11 @@ class Animation(NamedTuple):
 
     def save_gif(self, path: str | os.PathLike, duration_ms: int = 80) -> Path:
         """An animated GIF of the frames (the last held for a while)."""
-        from genlab.images import make_grid, save_gif
-
-        gif = [make_grid(f) for f in self.frames] + [make_grid(self.frames[-1])] * 12
-        return save_gif(path, gif, duration_ms=duration_ms)
+        return frames_gif(self.frames, path, duration_ms, hold=12)
 
     def strip(self, rows: int = 4) -> Picture:
         """The first `rows` samples across all frames, one row each."""
-        rows = min(rows, len(self.frames[0]))
-        x = torch.stack([f[:rows] for f in self.frames], 1).flatten(0, 1)
-        return Picture(x, len(self.frames), self.info)
+        return frames_strip(self.frames, rows, self.info)
 
 
 def order(

@@ -16,7 +16,7 @@ import torch
 
 from genlab.errors import GenlabError
 from genlab.models.ddpm import Diffusion
-from genlab.pictures import Picture
+from genlab.pictures import Picture, frames_gif, frames_strip
 from genlab.sampling import (
     class_ids,
     diffusion_model,
@@ -49,15 +49,11 @@ class Denoising(NamedTuple):
 
     def save_gif(self, path: str | os.PathLike, duration_ms: int = 120) -> Path:
         """An animated GIF of the frames (the last held for a while)."""
-        from genlab.images import make_grid, save_gif
-
-        gif = [make_grid(f) for f in self.frames] + [make_grid(self.frames[-1])] * 10
-        return save_gif(path, gif, duration_ms=duration_ms)
+        return frames_gif(self.frames, path, duration_ms, hold=10)
 
     def strip(self, rows: int = 4) -> Picture:
         """The first `rows` samples across all frames, one row each."""
-        x = strip_of_frames(self.frames, min(rows, len(self.frames[0])))
-        return Picture(x, len(self.frames), self.info)
+        return frames_strip(self.frames, rows, self.info)
 
 
 def denoise(
@@ -160,12 +156,6 @@ def reverse_frames(
     pictures = [model.to_images(result.x_T)] + [model.to_images(s.x_t) for s in result.snapshots]
     timesteps = [model.schedule.T] + [s.t for s in result.snapshots]
     return pictures, timesteps
-
-
-def strip_of_frames(frames: list[torch.Tensor], rows: int) -> torch.Tensor:
-    """The first `rows` samples across all frames: (rows * len(frames), C, H, W), one row each."""
-    stacked = torch.stack([f[:rows] for f in frames], dim=1)  # (rows, F, C, H, W)
-    return stacked.flatten(0, 1)
 
 
 @torch.inference_mode()
