@@ -121,3 +121,30 @@ TINY_OPTIONS = {  # every family's options for a tiny run (VAE: a spatial VAE ru
     "noisy-classifier": ["--width", "8", "--mults", "1,2"],
     "pixelcnn": ["--width", "4", "--layers", "2", "--head-width", "8"],
 }
+TINY_OPTIONS["dqn"] = ["--width", "8", "--learning-starts", "1", "--eval-every", "0"]
+TINY_OPTIONS["qtable"] = ["--env", "CliffWalking-v1", "--eval-every", "0"]
+
+
+def train_args(family: str, args: list[str]) -> list[str]:
+    """`args` without the options `genlab train FAMILY` does not offer (an agent has no data or
+    image options): flags with their value, or bare switches."""
+    from genlab.families import FAMILIES
+    from genlab.training import options_of
+
+    known = set()
+    for o in options_of(FAMILIES[family]).values():
+        known |= set(o.spellings) | {o.flag, "--no-" + o.flag[2:]}
+    known |= {"--progress", "--no-progress", "--out", "--config"}
+    kept, i = [], 0
+    while i < len(args):
+        a = args[i]
+        takes_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+        if a.startswith("--") and a not in known:
+            i += 2 if takes_value else 1
+            continue
+        kept.append(a)
+        if a.startswith("--") and takes_value:
+            kept.append(args[i + 1])
+            i += 1
+        i += 1
+    return kept

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from helpers import TINY_OPTIONS as TINY
+from helpers import train_args
 
 import genlab
 from genlab.cli import main
@@ -57,11 +58,12 @@ def test_every_family_trains_in_bf16_and_fp32_and_its_config_trains_it_again(
 ):
     tiny = [str(spatial_vae) if a == "VAE" else a for a in TINY[family]]
     first = tmp_path / "first"
-    args = ["train", family, "--data-dir", str(fmnist_dir), *BASE, *tiny, "--precision", "bf16"]
-    assert main([*args, "--out", str(first)]) == 0
+    args = ["--data-dir", str(fmnist_dir), *BASE, *tiny, "--precision", "bf16"]
+    assert main(["train", family, *train_args(family, args), "--out", str(first)]) == 0
     again = tmp_path / "again"
     config = first / "config.json"
-    assert main(["train", "--config", str(config), "--out", str(again), "--precision", "fp32",
+    fp32 = train_args(family, ["--precision", "fp32"])
+    assert main(["train", "--config", str(config), "--out", str(again), *fp32,
                  "--no-progress"]) == 0  # fmt: skip
     a, b = (json.loads((run / "config.json").read_text()) for run in (first, again))
     assert a["family"] == b["family"] == family

@@ -11,17 +11,18 @@ from pathlib import Path
 
 import click
 import pytest
-from helpers import TINY_OPTIONS
+from helpers import TINY_OPTIONS, train_args
 
 from genlab.cli import cli, main
 from genlab.cli.common import OptionType
 
 TINY = ["--max-steps", "2", "--batch-size", "16", "--no-progress", "--sample-every", "1000"]
 RUNS = {
-    f: TINY_OPTIONS[f] for f in ("vae", "gan", "cyclegan", "ddpm", "noisy-classifier", "pixelcnn")
+    f: TINY_OPTIONS[f]
+    for f in ("vae", "gan", "cyclegan", "ddpm", "noisy-classifier", "pixelcnn", "dqn")
 }
 FAST = {  # keep the commands that do apply quick
-    "eval": ["--n", "16", "--no-references", "--no-progress"],
+    "eval": ["--n", "16", "--no-references", "--no-progress", "--episodes", "3"],
     "compare": ["--n", "16", "--no-progress"],
     "denoise": ["--frames", "2", "--n", "2"],
     "guidance": ["--scales", "0,1", "--columns", "2"],
@@ -32,6 +33,8 @@ FAST = {  # keep the commands that do apply quick
     "complete": ["--n", "2", "--samples", "1"],
     "pixel-order": ["--n", "2", "--frames", "2"],
     "ar-blur": ["--n", "2"],
+    "play": ["--episodes", "1", "--width", "32"],
+    "q-values": ["--resolution", "5"],
 }
 
 
@@ -109,8 +112,8 @@ def runs(fmnist_dir, tmp_path_factory):
     made = {}
     for family, options in RUNS.items():
         out = root / family
-        args = ["train", family, "--data-dir", str(fmnist_dir), *TINY, *options]
-        assert main([*args, "--out", str(out)]) == 0
+        args = train_args(family, ["--data-dir", str(fmnist_dir), *TINY, *options])
+        assert main(["train", family, *args, "--out", str(out)]) == 0
         made[family] = out
     return made
 

@@ -29,6 +29,8 @@ class DemoConfig:
     diffusion_minutes: budget of each diffusion run: the first-stage VAE, a latent diffusion
         model and a text-to-image model (0 skips the diffusion section).
     pixelcnn_minutes: budget of the PixelCNN (0 skips the autoregressive section).
+    rl_steps: environment steps of the DQN on CartPole (0 skips the reinforcement-learning
+        section, which also trains a Q-table on FrozenLake).
     eval_n: samples `genlab eval` scores for the VAE and the GAN (0 skips evaluation).
     data_dir: the Fashion-MNIST IDX directory (None: the usual places).
     retrain: train again even where a demo run exists.
@@ -40,6 +42,7 @@ class DemoConfig:
     gan_minutes: float = 3.0
     diffusion_minutes: float = 3.0
     pixelcnn_minutes: float = 3.0
+    rl_steps: int = 30_000
     eval_n: int = 10_000
     data_dir: Path | None = None
     retrain: bool = False
@@ -95,9 +98,17 @@ def _stale(run: Path, first_stage: Path) -> bool:
 
 
 def demo_run(
-    run: Path, family: str, minutes: float, config: DemoConfig, say, retrain: bool, **options
+    run: Path,
+    family: str,
+    minutes: float | None,
+    config: DemoConfig,
+    say,
+    retrain: bool,
+    steps: int | None = None,
+    **options,
 ) -> Trained:
-    """Train a demo run for `minutes`, or reuse the one already there."""
+    """Train a demo run for `minutes` on Fashion-MNIST (or, for an agent, `steps` environment
+    steps), or reuse the one already there."""
     from genlab.runs import checkpoint_dir, read_config, write_json
     from genlab.training import create, train
     from genlab.training.checkpoint import load_checkpoint
@@ -111,12 +122,17 @@ def demo_run(
         if not (run / "config.json").is_file() or not read_config(run).get("demo"):
             raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
         shutil.rmtree(run)
-    say(f"training a {family} on Fashion-MNIST for {minutes:g} minutes into {run}")
-    create(family, run, data_dir=config.data_dir, max_minutes=minutes, sample_every=10**9,
-           **options)  # fmt: skip
+    if steps is not None:
+        say(f"training a {family} on {options.get('env')} for {steps} steps into {run}")
+        create(family, run, max_steps=steps, **options)
+    else:
+        say(f"training a {family} on Fashion-MNIST for {minutes:g} minutes into {run}")
+        create(family, run, data_dir=config.data_dir, max_minutes=minutes, sample_every=10**9,
+               **options)  # fmt: skip
     write_json(run / "config.json", {**read_config(run), "demo": True})
     result = train(run, progress=config.progress)
-    say(f"trained {result.step} steps at {result.images_per_s:.0f} images/s")
+    unit = "environment steps" if steps is not None else "images"
+    say(f"trained {result.step} steps at {result.images_per_s:.0f} {unit}/s")
     return Trained(run, family, result.step, result.elapsed_s)
 
 
@@ -297,6 +313,46 @@ def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], Non
     _draw(out, section, figures, write)
 
 
+def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    from genlab import pictures
+    from genlab.pictures.agent import q_values
+    from genlab.rl.agent import describe_record, evaluate_agent, play
+
+    out, run, table = config.out, config.out / "dqn-run", config.out / "qtable-run"
+    section.trained.append(demo_run(run, "dqn", None, config, say, config.retrain,
+                                    steps=config.rl_steps, env="CartPole-v1"))  # fmt: skip
+    section.trained.append(demo_run(table, "qtable", None, config, say, config.retrain,
+                                    steps=min(200_000, 10 * config.rl_steps),
+                                    env="FrozenLake-v1"))  # fmt: skip
+    say("evaluating the agent on 100 seeded greedy episodes (genlab eval dqn-run)")
+    record, _ = evaluate_agent(run, 100)
+    say(describe_record(record))
+    section.intro += f" Greedy evaluation (genlab eval dqn-run): {describe_record(record)}."
+    with atomic_path(out / "dqn_eval.txt") as tmp:
+        tmp.write_text(describe_record(record) + "\n")
+    figures = [
+        ("dqn_play.gif", "The agent playing CartPole",
+         f"Two greedy episodes of the DQN after {config.rl_steps} environment steps (returns "
+         f"of 100 evaluation episodes: mean {record['mean']:.1f}, min {record['min']:g}).",
+         "genlab play dqn-run --episodes 2 --out dqn_play.gif",
+         lambda p: play(run, p, episodes=2, every=2)),
+        ("dqn_curves.png", "Learning curves",
+         "Training return, greedy evaluation return (mean +- std), TD loss, mean Q and epsilon "
+         "against environment steps.", "genlab plot dqn-run --out dqn_curves.png",
+         lambda p: pictures.plot(run, p)),
+        ("dqn_q_values.png", "What the network learned",
+         "Q(s, a) over cart position and pole angle (velocities at 0): the value of the best "
+         "action, and which action is greedy (push towards the side the pole leans to).",
+         "genlab q-values dqn-run --out dqn_q_values.png", lambda p: q_values(run, p)),
+        ("qtable_q_values.png", "A Q-table where a table works",
+         "Tabular Q-learning on FrozenLake's 16 squares (slippery ice): max_a Q per square and "
+         "the greedy action. CartPole's state is continuous: a table cannot be built for it.",
+         "genlab q-values qtable-run --out qtable_q_values.png",
+         lambda p: q_values(table, p)),
+    ]  # fmt: skip
+    _draw(out, section, figures, write)
+
+
 def _draw(out: Path, section: Section, figures: list, write: Callable[[], None]) -> None:
     """Make each picture, add it to the section, and rewrite the page after each."""
     for file, title, caption, command, make in figures:
@@ -316,6 +372,9 @@ SECTIONS = (
      "and a miniature text-to-image model on a real sentence encoder."),
     ("pixelcnn", "Autoregressive: PixelCNN", _pixelcnn,
      "A gated PixelCNN: an exact likelihood, images written one pixel at a time, completions."),
+    ("rl", "Reinforcement learning: Deep Q-Network", _agent,
+     "A DQN (Double, 3-step returns, Polyak target) learns CartPole from its 4-number state; "
+     "a Q-table learns FrozenLake, where the states can be listed."),
 )  # fmt: skip
 
 
@@ -326,7 +385,7 @@ def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = lam
     start = time.perf_counter()
     budgets = {"vae": config.minutes, "gan": config.gan_minutes,
                "diffusion": config.diffusion_minutes,
-               "pixelcnn": config.pixelcnn_minutes}  # fmt: skip
+               "pixelcnn": config.pixelcnn_minutes, "rl": config.rl_steps}  # fmt: skip
     sections: list[Section] = []
 
     def write(done: bool = False) -> Path:
@@ -400,7 +459,7 @@ def write_index(out_dir: Path, sections: list[Section], seconds: float, done: bo
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'>{refresh}",
         f"<title>genlab demo</title><style>{STYLE}</style></head><body>",
-        "<h1>genlab demo: autoencoders, GANs and diffusion on Fashion-MNIST</h1>",
+        "<h1>genlab demo: generative models on Fashion-MNIST, and a DQN on CartPole</h1>",
         f"<p>Wall time so far {seconds / 60:.1f} min.</p>" if not done else
         f"<p>Demo wall time {seconds / 60:.1f} min. Every picture shows the command that "
         "makes it (run from this folder).</p>",

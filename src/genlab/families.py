@@ -14,9 +14,11 @@ from genlab.models import (
     classifier,
     cyclegan,
     ddpm,
+    dqn,
     gan,
     noisy_classifier,
     pixelcnn,
+    qtable,
     vae,
 )
 
@@ -32,6 +34,8 @@ FAMILIES: dict[str, Family] = {
         ddpm.LATENT_FAMILY,
         ddpm.TEXT_FAMILY,
         pixelcnn.FAMILY,
+        dqn.FAMILY,
+        qtable.FAMILY,
         classifier.FAMILY,
         noisy_classifier.FAMILY,
     )

@@ -70,6 +70,12 @@ class Family:
         read: (specs, split) -> the data, for families whose data is not one image set (None:
             `genlab.data.load_data` of specs["data"]).
         curves: "module:function" drawing the training curves: (run_dir, out, metadata) -> Path.
+        data_options: offers the image-data options (--data, --data-dir, --size, --channels,
+            --limit) and --epochs; False for families whose data is not images (an agent's
+            environment, given by its own options and `specs`).
+        agent: acts in an environment (`genlab eval` scores greedy episodes; `genlab play` and
+            `genlab q-values` apply). Its model has `act(obs) -> actions`.
+        spec_type: the dataclass of config.json's "data" (None: `genlab.data.DataSpec`).
     """
 
     name: str
@@ -84,6 +90,9 @@ class Family:
     specs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     read: Callable[[dict[str, Any], str], Any] | None = None
     curves: str = "genlab.plots:plot_run_metrics"
+    data_options: bool = True
+    agent: bool = False
+    spec_type: type | None = None
 
     def read_data(self, specs: dict[str, Any], split: str = "train") -> Any:
         """One split of the family's data from its specs: an ImageData, or its own (Domains)."""

@@ -1,6 +1,6 @@
 """`genlab ...`: the command line. Thin: each command parses, calls one library function of the
 same name, prints. One module per topic: train, runs (sample, plot, embed, nll), latent, diffusion,
-gan, evaluate, demo, data, sd.
+gan, rl (play, q-values), evaluate, demo, data, sd.
 
 Heavy libraries (torch, accelerate, matplotlib) are imported inside the commands, so that
 `genlab --help` answers at once. Every mistake is one line on stderr and exit code 2: a value
@@ -15,7 +15,18 @@ import sys
 
 import click
 
-from genlab.cli import autoregressive, data, demo, diffusion, evaluate, gan, latent, runs, sd
+from genlab.cli import (
+    autoregressive,
+    data,
+    demo,
+    diffusion,
+    evaluate,
+    gan,
+    latent,
+    rl,
+    runs,
+    sd,
+)
 from genlab.cli.train import train
 from genlab.errors import GenlabError
 
@@ -30,7 +41,7 @@ def cli() -> None:
 
 
 cli.add_command(train)
-for module in (runs, latent, diffusion, autoregressive, gan, evaluate, demo, data, sd):
+for module in (runs, latent, diffusion, autoregressive, gan, rl, evaluate, demo, data, sd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

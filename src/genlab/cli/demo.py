@@ -24,6 +24,9 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
             "text-to-image model (0 skips the diffusion section).", **MINUTES))  # fmt: skip
 @opt(Option("pixelcnn_minutes", "float", 3.0,
             "Budget of the PixelCNN (0 skips the autoregressive section).", **MINUTES))  # fmt: skip
+@opt(Option("rl_steps", "int", 30_000,
+            "Environment steps of the DQN on CartPole (0 skips the reinforcement-learning "
+            "section).", min=0, max=10**8))  # fmt: skip
 @opt(Option("eval_n", "int", 10_000, "Samples `genlab eval` scores (0 skips it).", min=0,
             max=1_000_000))  # fmt: skip
 @opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
@@ -31,8 +34,8 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @opt(PROGRESS)
 def demo(**options) -> None:
     """Train a VAE, a GAN, latent diffusion models and a PixelCNN on Fashion-MNIST for a few
-    minutes each, draw every picture, evaluate, and write index.html (updated after every
-    picture)."""
+    minutes each, and a DQN on CartPole; draw every picture, evaluate, and write index.html
+    (updated after every picture)."""
     from genlab.demo import DemoConfig, run_demo
 
     index = run_demo(DemoConfig(**options), say=echo)

@@ -28,6 +28,8 @@ INCEPTION = Option(
     None,
     "Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file).",
 )
+EPISODES = Option("episodes", "int", 100, "Agents: evaluation episodes (seeded, greedy).", min=1,
+                  max=1_000_000)  # fmt: skip
 EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, max=1_000_000)
 
 
@@ -54,15 +56,28 @@ EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, ma
 @opt(GUIDANCE)
 @opt(CLASSIFIER)
 @opt(CLASSIFIER_SCALE)
-def eval_(run, images, n, seed, json_, references, **options) -> None:
-    """Score a run's samples (or --images) with every metric, next to real-data references.
+@opt(EPISODES)
+@opt(Option("epsilon", "float", 0.0, "Agents: exploration rate of the evaluation policy.",
+            max=1.0))  # fmt: skip
+def eval_(run, images, n, seed, json_, references, episodes, epsilon, **options) -> None:
+    """Score a run's samples (or --images) with every metric, next to real-data references;
+    score an agent (dqn, qtable) by its return on seeded greedy episodes.
 
     Diffusion runs take the sampling options of `genlab sample`; the record's file name then
     names them (RUN/eval/eval-n<n>-seed<s>-sampler_ddim-steps_10.json)."""
+    from genlab.rl.agent import describe_record, evaluate_agent, is_agent
+    from genlab.runs import write_json
+
+    if run is not None and images is None and is_agent(run):
+        record, where = evaluate_agent(run, episodes, epsilon)
+        echo(describe_record(record))
+        if json_ is not None:
+            write_json(json_, record)
+        echo(f"wrote {json_ or where}")
+        return
     from genlab.evaluation.evaluate import EvalConfig
     from genlab.evaluation.report import eval_table
     from genlab.evaluation.scoring import evaluate
-    from genlab.runs import write_json
 
     config = EvalConfig(n=n, seed=seed, references=references)
     if run is not None:  # the options of --images are not the run's

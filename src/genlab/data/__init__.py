@@ -63,18 +63,21 @@ def binarized(images, seed: int = BINARIZE_SEED):
 def image_sets(data) -> list[ImageData]:
     """The image sets of a family's data: [data] for one ImageData, the parts of a tuple of
     them (a CycleGAN's Domains)."""
-    return [data] if isinstance(data, ImageData) else list(data)
+    if isinstance(data, ImageData):
+        return [data]
+    return list(data) if isinstance(data, tuple | list) else []  # no images: an environment
 
 
 def data_size(data) -> int:
-    """Images of one epoch: the set's, or the larger one's of several (two domains)."""
-    return max(len(d) for d in image_sets(data))
+    """Images of one epoch: the set's, or the larger one's of several (two domains); 0 for data
+    without images (an agent's environment)."""
+    return max((len(d) for d in image_sets(data)), default=0)
 
 
 def require_batches(data, batch_size: int) -> None:
     """Refuse data with a set smaller than one batch (one line: what to lower)."""
-    smallest = min(len(d) for d in image_sets(data))
-    if smallest < batch_size:
+    smallest = min((len(d) for d in image_sets(data)), default=None)
+    if smallest is not None and smallest < batch_size:
         from genlab.errors import GenlabError
 
         raise GenlabError(

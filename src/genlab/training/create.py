@@ -79,7 +79,7 @@ def options_of(family: Family) -> dict[str, Option]:
     """Every option of `genlab train FAMILY` by name, with the family's defaults, in the order
     of its --help: out, data, the family's own, then training and budget."""
     own = {o.name: o for o in family.options}
-    shared = [OUT, *DATA_OPTIONS, EPOCHS]
+    shared = [OUT, *DATA_OPTIONS, EPOCHS] if family.data_options else [OUT, EPOCHS]
     train = [
         dataclasses.replace(o, default=family.train_defaults.get(o.name, o.default))
         for o in TRAIN_OPTIONS
@@ -87,7 +87,8 @@ def options_of(family: Family) -> dict[str, Option]:
     ]
     options = {o.name: o for o in shared[:-1] if o.name not in own}
     options.update(own)
-    options.update({o.name: o for o in (*train, EPOCHS) if o.name not in own})
+    budget = (EPOCHS,) if family.data_options else ()
+    options.update({o.name: o for o in (*train, *budget) if o.name not in own})
     return options
 
 

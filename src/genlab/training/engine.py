@@ -183,9 +183,11 @@ def load_training_data(config: dict[str, Any], source: str):
     """The training data of a run: one image set (ImageData), or what the family's `read` makes
     of its data specs (a CycleGAN's two domains: "data" and "data_b" in config.json)."""
     keys = [k for k in config if k == "data" or k.startswith("data_")]
-    specs = {k: config_from_dict(DataSpec, config[k], source) for k in keys}
-    specs.setdefault("data", DataSpec())
-    return get_family(config["family"], source).read_data(specs, "train")
+    family = get_family(config["family"], source)
+    spec_type = family.spec_type or DataSpec
+    specs = {k: config_from_dict(spec_type, config[k], source) for k in keys}
+    specs.setdefault("data", spec_type())
+    return family.read_data(specs, "train")
 
 
 # ------------------------------------------------------------------------------ the step

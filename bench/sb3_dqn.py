@@ -1,0 +1,131 @@
+"""The peer: Stable-Baselines3's DQN with the rl-baselines3-zoo hyperparameters, evaluated with
+genlab's protocol (greedy, episodes reset with seeds 1,000,000 + i, separate environments) every
+`--eval-every` steps; prints the same per-seed lines as bench/dqn_cartpole.py.
+
+Runs in its own environment (not genlab's):
+
+    python -m venv /work/venvs/sb3
+    /work/venvs/sb3/bin/pip install torch==2.13.0 stable-baselines3==2.9.2 \
+        'gymnasium[classic-control,box2d]==1.4.0'
+    /work/venvs/sb3/bin/python bench/sb3_dqn.py --env CartPole-v1 --steps 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import DQN
+from stable_baselines3.common.callbacks import BaseCallback
+
+ZOO = {  # rl-baselines3-zoo hyperparams/dqn.yml
+    "CartPole-v1": dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
+                        learning_starts=1000, gamma=0.99, target_update_interval=10,
+                        train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                        exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
+    "LunarLander-v3": dict(learning_rate=6.3e-4, batch_size=128, buffer_size=50_000,
+                           learning_starts=0, gamma=0.99, target_update_interval=250,
+                           train_freq=4, gradient_steps=-1, exploration_fraction=0.12,
+                           exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256])),
+}  # fmt: skip
+EVAL_SEED = 1_000_000
+
+
+def greedy_returns(model, env_id: str, episodes: int) -> np.ndarray:
+    envs = [gym.make(env_id) for _ in range(episodes)]
+    obs = [e.reset(seed=EVAL_SEED + i)[0] for i, e in enumerate(envs)]
+    returns, active = np.zeros(episodes), list(range(episodes))
+    while active:
+        actions, _ = model.predict(np.stack([obs[i] for i in active]), deterministic=True)
+        still = []
+        for i, a in zip(active, actions, strict=True):
+            o, r, terminated, truncated, _ = envs[i].step(int(a))
+            returns[i] += float(r)
+            if not (terminated or truncated):
+                obs[i] = o
+                still.append(i)
+        active = still
+    return returns
+
+
+class Evaluate(BaseCallback):
+    def __init__(self, env_id: str, every: int, episodes: int):
+        super().__init__()
+        self.env_id, self.every, self.episodes = env_id, every, episodes
+        self.points: list[tuple[int, float]] = []
+        self.seconds = 0.0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps % self.every == 0:
+            start = time.perf_counter()
+            r = greedy_returns(self.model, self.env_id, self.episodes)
+            self.seconds += time.perf_counter() - start
+            self.points.append((self.num_timesteps, float(r.mean())))
+        return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--eval-every", type=int, default=2_500)
+    parser.add_argument("--eval-episodes", type=int, default=100)
+    parser.add_argument("--threshold", type=float, default=475.0)
+    parser.add_argument("--within", type=int, default=30_000)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    results = []
+    for seed in args.seeds:
+        env = gym.make(args.env)
+        model = DQN("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **ZOO[args.env])
+        callback = Evaluate(args.env, args.eval_every, args.eval_episodes)
+        start = time.perf_counter()
+        model.learn(args.steps, callback=callback)
+        wall = time.perf_counter() - start
+        points = callback.points
+        first = next((s for s, r in points if r >= args.threshold), None)
+        stays = first is not None and all(r >= args.threshold for s, r in points if s >= first)
+        results.append(
+            {
+                "seed": seed,
+                "first": first,
+                "stays": stays,
+                "final": points[-1][1],
+                "wall_s": wall,
+                "train_s": wall - callback.seconds,
+                "curve": points,
+            }
+        )
+        line = " ".join(f"{s / 1000:g}k:{r:.0f}" for s, r in points)
+        print(
+            f"seed {seed}: first >= {args.threshold:g} at {first}, stays {stays}, "
+            f"final {points[-1][1]:.1f}, wall {wall:.1f} s "
+            f"(evaluation {callback.seconds:.1f} s)\n  {line}",
+            flush=True,
+        )
+    reached = [r["first"] for r in results if r["first"] is not None and r["first"] <= args.within]
+    print(
+        f"\nSB3 {args.env}: {len(reached)}/{len(results)} seeds reach {args.threshold:g} within "
+        f"{args.within} steps; stay there: {sum(r['stays'] for r in results)}/{len(results)}"
+    )
+    if reached:
+        print(f"steps to threshold: median {statistics.median(reached):.0f}, worst {max(reached)}")
+    print(
+        f"wall per run: {statistics.mean(r['wall_s'] for r in results):.1f} s "
+        f"(without evaluation {statistics.mean(r['train_s'] for r in results):.1f} s)"
+    )
+    if args.json is not None:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
+                                         "results": results}, indent=2))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
