@@ -59,11 +59,14 @@ class Evaluate(BaseCallback):
         super().__init__()
         self.env_id, self.every, self.episodes = env_id, every, episodes
         self.points: list[tuple[int, float]] = []
+        self.train_seconds: list[float] = []  # training time (evaluations excluded) at each
         self.seconds = 0.0
+        self.start = time.perf_counter()
 
     def _on_step(self) -> bool:
         if self.num_timesteps % self.every == 0:
             start = time.perf_counter()
+            self.train_seconds.append(start - self.start - self.seconds)
             r = greedy_returns(self.model, self.env_id, self.episodes)
             self.seconds += time.perf_counter() - start
             self.points.append((self.num_timesteps, float(r.mean())))
@@ -87,7 +90,7 @@ def main() -> None:
         env = gym.make(args.env)
         model = DQN("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **ZOO[args.env])
         callback = Evaluate(args.env, args.eval_every, args.eval_episodes)
-        start = time.perf_counter()
+        start = callback.start = time.perf_counter()
         model.learn(args.steps, callback=callback)
         wall = time.perf_counter() - start
         points = callback.points
@@ -102,6 +105,9 @@ def main() -> None:
                 "wall_s": wall,
                 "train_s": wall - callback.seconds,
                 "curve": points,
+                "to_threshold_train_s": dict(
+                    zip((p[0] for p in points), callback.train_seconds, strict=True)
+                ).get(first),
             }
         )
         line = " ".join(f"{s / 1000:g}k:{r:.0f}" for s, r in points)

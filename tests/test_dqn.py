@@ -249,6 +249,7 @@ def test_qtable_learns_cliffwalking(tmp_path):
 @pytest.mark.parametrize("family,options", [
     ("dqn", {**FAST, "eval_every": 300, "eval_episodes": 2, "n_step": 3, "prioritized": True}),
     ("dqn", {**FAST, "env": "FrozenLake-v1", "dueling": True, "n_step": 1}),
+    ("dqn", {**FAST, "env": "MinAtar/Breakout-v1", "width": 16, "depth": 1, "channels": 4}),
     ("qtable", {"env": "FrozenLake-v1", "eval_every": 300, "eval_episodes": 3}),
 ])  # fmt: skip
 def test_resume_equals_the_uninterrupted_run(family, options, tmp_path):
@@ -268,7 +269,7 @@ def test_resume_equals_the_uninterrupted_run(family, options, tmp_path):
     assert ta["episode"] == tb["episode"] and ta.get("buffer") == tb.get("buffer")
     rows = [(r / "metrics.csv").read_text().splitlines() for r in (whole, split)]
     columns = rows[0][0].split(",")
-    keep = [i for i, c in enumerate(columns) if c not in ("images_per_s", "elapsed_s", "eval_s")]
+    keep = [i for i, c in enumerate(columns) if c not in ("steps_per_s", "elapsed_s", "eval_s")]
     strip = lambda lines: [[line.split(",")[i] for i in keep] for line in lines]  # noqa: E731
     assert strip(rows[0]) == strip(rows[1])
 

@@ -131,8 +131,7 @@ def demo_run(
                **options)  # fmt: skip
     write_json(run / "config.json", {**read_config(run), "demo": True})
     result = train(run, progress=config.progress)
-    unit = "environment steps" if steps is not None else "images"
-    say(f"trained {result.step} steps at {result.images_per_s:.0f} {unit}/s")
+    say(f"trained {result.step} steps at {result.images_per_s:.0f} {result.rate_unit}/s")
     return Trained(run, family, result.step, result.elapsed_s)
 
 
@@ -342,7 +341,7 @@ def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None])
          lambda p: pictures.plot(run, p)),
         ("dqn_q_values.png", "What the network learned",
          "Q(s, a) over cart position and pole angle (velocities at 0): the value of the best "
-         "action, and which action is greedy (push towards the side the pole leans to).",
+         "action, and which action is greedy.",
          "genlab q-values dqn-run --out dqn_q_values.png", lambda p: q_values(run, p)),
         ("qtable_q_values.png", "A Q-table where a table works",
          "Tabular Q-learning on FrozenLake's 16 squares (slippery ice): max_a Q per square and "

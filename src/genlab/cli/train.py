@@ -30,7 +30,7 @@ def report(result) -> None:
     )
     echo(
         f"{result.run_dir}: step {result.step} ({result.stopped_by}), {result.elapsed_s:.0f} s, "
-        f"{result.images_per_s:.0f} images/s" + (f", {metrics}" if metrics else "")
+        f"{result.images_per_s:.0f} {result.rate_unit}/s" + (f", {metrics}" if metrics else "")
     )
     if result.stopped_by == "interrupt":
         echo(

@@ -279,6 +279,8 @@ FAMILY = Family(
         "lr": 1e-3,
         "lr_schedule": "cosine",
         "warmup_steps": 0,
+        "channels_last": False,  # 10x10 frames at most: nothing to gain, and fused Adam's
+        # moments must keep the parameters' layout across a resume
         "grad_clip": 10.0,
         "precision": "fp32",
         "max_steps": 30_000,

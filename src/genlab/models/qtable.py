@@ -115,6 +115,7 @@ FAMILY = Family(
         "precision": "fp32",
         "lr_schedule": "constant",
         "warmup_steps": 0,
+        "channels_last": False,
         "batch_size": 1,
         "grad_clip": None,
     },

@@ -97,13 +97,33 @@ def make_env(env_id: str, render_mode: str | None = None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return gym.make(env_id, render_mode=render_mode, disable_env_checker=True)
+            env = gym.make(env_id, render_mode=render_mode, disable_env_checker=True)
+        return _EpisodeStart(env) if env_id.startswith("MinAtar/") else env
     except gym.error.DependencyNotInstalled as e:
         hint = "pip install 'gymnasium[box2d]==1.4.0'" if "box2d" in str(e).lower() else str(e)
         raise GenlabError(f"{env_id} needs a package that is not installed: {hint}") from None
     except gym.error.Error as e:
         first = str(e).strip().splitlines()[0].rstrip(".")
         raise GenlabError(f"unknown environment {env_id!r} ({first}); e.g. {EXAMPLES}") from None
+
+
+def _episode_start_wrapper():
+    import gymnasium as gym
+
+    class EpisodeStart(gym.Wrapper):
+        """MinAtar keeps its sticky-action memory (the last action) across resets, so an
+        episode would depend on the one before it; this clears it, so that an episode depends
+        only on its seed and its actions (what exact resume replays)."""
+
+        def reset(self, **kwargs):
+            self.env.unwrapped.game.last_action = 0
+            return self.env.reset(**kwargs)
+
+    return EpisodeStart
+
+
+def _EpisodeStart(env):  # noqa: N802 (a class made on first use: gymnasium imports lazily)
+    return _episode_start_wrapper()(env)
 
 
 def describe(spec: EnvSpec) -> EnvInfo:

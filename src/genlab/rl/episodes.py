@@ -24,8 +24,11 @@ class Protocol(NamedTuple):
 
     def describe(self) -> str:
         last = self.first_seed + self.episodes - 1
+        policy = "greedy policy" if self.epsilon == 0 else "epsilon-greedy policy"
+        if self.epsilon == 1:
+            policy = "random policy"
         return (
-            f"greedy policy (epsilon {self.epsilon:g}), {self.episodes} episodes reset with seeds "
+            f"{policy} (epsilon {self.epsilon:g}), {self.episodes} episodes reset with seeds "
             f"{self.first_seed}..{last}, in environments separate from training"
         )
 

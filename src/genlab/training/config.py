@@ -62,6 +62,8 @@ class TrainResult(NamedTuple):
     elapsed_s: float
     images_per_s: float
     last_metrics: dict[str, float]
+    rate_unit: str = "images"
+    """What images_per_s counts: "images", or "environment steps" for an agent."""
 
 
 def progress_of(config: TrainConfig, step: int, elapsed: float) -> float:

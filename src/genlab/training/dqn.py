@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,9 @@ from genlab.training.engine import Engine, Step
 
 class AgentStep(Step):
     """One environment step of an epsilon-greedy agent; subclasses `learn` from it."""
+
+    rate_unit = "environment steps"
+    rate_column = "steps_per_s"
 
     def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
         super().__init__(engine, model, ckpt)
@@ -56,6 +60,15 @@ class AgentStep(Step):
             self.eval_seconds = t.get("eval_s", 0.0)
             self.generator.set_state(ckpt.extra["generator"])
             self.obs = self._replay(ckpt.extra.get("episode_actions"))
+            saved = ckpt.extra.get("observation")
+            saved = saved.numpy().ravel() if saved is not None else None  # safetensors: no 0-d
+            if saved is not None and not np.array_equal(saved, np.ravel(self.obs)):
+                warnings.warn(
+                    f"{engine.run_dir}: replaying the episode in progress did not reach the "
+                    f"saved observation; {self.info.spec.env} is not deterministic given its "
+                    "seed and actions, so training continues from a different state",
+                    stacklevel=2,
+                )
 
     # ---------------------------------------------------------------- the environment
 
@@ -182,6 +195,7 @@ class AgentStep(Step):
         return {
             "generator": self.generator.get_state(),
             "episode_actions": torch.tensor(self.actions, dtype=torch.int64),
+            "observation": torch.from_numpy(np.ascontiguousarray(self.obs).copy()),
         }
 
     def trainer_state(self) -> dict[str, Any]:
@@ -209,6 +223,7 @@ class DQNStep(AgentStep):
         fused = engine.device.type in ("cpu", "cuda")  # one kernel for all parameters
         self.optimizer = torch.optim.Adam(model.parameters(), lr=engine.config.lr, fused=fused)
         self.updates = 0
+        self.lrs = {"lr": lr_at(0.0, engine.config, 0)}  # a column from the first row on
         if ckpt is not None:
             self.optimizer.load_state_dict(ckpt.optimizer)
             extra = ckpt.extra

@@ -202,6 +202,10 @@ class Step:
 
     lower = "the learning rate (--lr)"
     """What to lower when a loss is not finite (for the one-line error)."""
+    rate_unit = "images"
+    """What `images_per_step` counts (the unit of the rate in the summary line)."""
+    rate_column = "images_per_s"
+    """The metrics.csv column of that rate."""
 
     def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
         self.engine, self.model = engine, model
@@ -492,14 +496,17 @@ def _loop(
         means = {k: float(v) / log_count for k, v in _global(log_sums, engine).items()}
         ips = window_images / max(now - window_start, 1e-9)
         columns = train_step.columns(at, log_count, final)
+        per_epoch = train_step.steps_per_epoch  # inf: no epochs (an agent's environment)
+        epoch = {"epoch": round(at / per_epoch, 4)} if per_epoch != float("inf") else {}
         row: dict[str, Any] = {
             "step": at,
-            "epoch": round(at / train_step.steps_per_epoch, 4),
+            **epoch,
             **train_step.lrs,
             **means,
             **columns,
         }
-        row.update(images_per_s=round(ips, 1), elapsed_s=round(elapsed_before + now - start, 2))
+        row[train_step.rate_column] = round(ips, 1)
+        row["elapsed_s"] = round(elapsed_before + now - start, 2)
         if writer is not None:
             writer.write(row)
         if bar is not None:
@@ -549,4 +556,5 @@ def _loop(
     trained = elapsed - elapsed_before
     steps = engine.step - first_step
     images_per_s = train_step.images_per_step * steps / trained if trained > 0 else 0.0
-    return TrainResult(run_dir, engine.step, stopped_by, elapsed, images_per_s, last_metrics)
+    return TrainResult(run_dir, engine.step, stopped_by, elapsed, images_per_s, last_metrics,
+                       train_step.rate_unit)  # fmt: skip
