@@ -80,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         return _run(argv)
     finally:
         warnings.showwarning = shown
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under torchrun / accelerate launch, close the process group before the interpreter exits:
+    left to the exit handlers, gloo's threads could be torn down mid-shutdown ("terminate called
+    without an active exception", SIGABRT) on a loaded machine."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _run(argv: list[str] | None) -> int:
