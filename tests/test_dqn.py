@@ -345,3 +345,8 @@ def test_the_commands_errors_for_environments(tmp_path, capsys):
         err = capsys.readouterr().err
         assert says in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+    args = ["train", "dqn", "--eps-start", "0.1", "--eps-end", "0.5", "--out", str(tmp_path / "r")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--eps-end 0.5 must not exceed --eps-start 0.1" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.errors import GenlabError
 from genlab.family import Configured, Family, pick
 from genlab.options import Option, field_options
 from genlab.rl.env import EnvSpec
@@ -89,9 +90,12 @@ class DQNConfig:
     def __post_init__(self):
         object.__setattr__(self, "observation_shape", tuple(self.observation_shape))
         if not 0 < self.tau <= 1:
-            raise ValueError(f"tau {self.tau} must be in (0, 1]")
+            raise GenlabError(f"--tau {self.tau}: must be in (0, 1]")
         if self.eps_end > self.eps_start:
-            raise ValueError(f"eps_end {self.eps_end} must not exceed eps_start {self.eps_start}")
+            raise GenlabError(
+                f"--eps-end {self.eps_end} must not exceed --eps-start {self.eps_start}: epsilon "
+                "decays from the start value to the end value"
+            )
 
 
 # ------------------------------------------------------------------------------ the learning rule

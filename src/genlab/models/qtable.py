@@ -47,6 +47,13 @@ class QTableConfig:
     eval_episodes: int = 100
     """Episodes of each evaluation during training."""
 
+    def __post_init__(self):
+        if self.eps_end > self.eps_start:
+            raise GenlabError(
+                f"--eps-end {self.eps_end} must not exceed --eps-start {self.eps_start}: epsilon "
+                "decays from the start value to the end value"
+            )
+
 
 def q_learning_update(
     q: torch.Tensor, s: int, a: int, r: float, s_next: int, terminated: bool, alpha, gamma
