@@ -329,6 +329,9 @@ def test_play_plot_and_q_values_write_pictures(agent, tmp_path, capsys):
         assert Image.open(tmp_path / name).size[0] > 100
     assert main(["q-values", str(agent), "--dims", "1,1", "--out", str(tmp_path / "x.png")]) == 2
     assert main(["play", str(agent), "--episodes", "0"]) == 2
+    capsys.readouterr()
+    assert main(["sample", str(agent), "--out", str(tmp_path / "s.png")]) == 2
+    assert "is an agent and draws no images: watch it with `genlab play" in capsys.readouterr().err
 
 
 def test_agent_commands_refuse_other_runs(tmp_path, capsys):

@@ -208,6 +208,11 @@ def sample(
             f"{run}: a CycleGAN translates images and draws no samples: use "
             f"`genlab translate {run} --images DIR --out DIR`"
         )
+    if hasattr(model, "act") and not hasattr(model, "sample"):
+        raise GenlabError(
+            f"{run}: a {read_config(run)['family']} run is an agent and draws no images: watch it "
+            f"with `genlab play {run} --out agent.gif`, score it with `genlab eval {run}`"
+        )
     if not hasattr(model, "sample"):
         raise GenlabError(f"{run}: a {read_config(run)['family']} run draws no samples")
     options = sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
