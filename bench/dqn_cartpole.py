@@ -15,19 +15,19 @@ import argparse
 import csv
 import json
 import math
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from rl_summary import first_and_stays, print_seed, print_summary
+
 import genlab
 
 
-def curve(run: Path) -> list[tuple[int, float]]:
-    with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+def curve(rows: list[dict[str, str]]) -> list[tuple[int, float]]:
+    """(step, mean greedy return) of the rows where an evaluation ran."""
     return [(int(r["step"]), float(r["eval_return"])) for r in rows
             if not math.isnan(float(r["eval_return"]))]  # fmt: skip
 
@@ -67,35 +67,21 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "genlab", "train", "--resume", str(run),
                         "--no-progress"], check=True)  # fmt: skip
         elapsed = time.perf_counter() - start
-        points = curve(run)
-        first = next((s for s, r in points if r >= args.threshold), None)
-        stays = first is not None and all(r >= args.threshold for s, r in points if s >= first)
         with open(run / "metrics.csv", newline="") as f:
-            eval_s = float(list(csv.DictReader(f))[-1]["eval_s"])
+            rows = list(csv.DictReader(f))
+        points = curve(rows)
+        first, stays = first_and_stays(points, args.threshold)
+        eval_s = float(rows[-1]["eval_s"])
         to_threshold_s = None
         if first is not None:
-            with open(run / "metrics.csv", newline="") as f:
-                row = next(r for r in csv.DictReader(f) if int(r["step"]) == first)
+            row = next(r for r in rows if int(r["step"]) == first)
             to_threshold_s = float(row["elapsed_s"]) - float(row["eval_s"])
         record = {"seed": seed, "first": first, "stays": stays, "final": points[-1][1],
                   "wall_s": elapsed, "train_s": elapsed - eval_s,
                   "to_threshold_train_s": to_threshold_s, "curve": points}  # fmt: skip
         results.append(record)
-        line = " ".join(f"{s / 1000:g}k:{r:.0f}" for s, r in points)
-        print(f"seed {seed}: first >= {args.threshold:g} at {first}, stays {stays}, "
-              f"final {points[-1][1]:.1f}, wall {elapsed:.1f} s "
-              f"(evaluation {eval_s:.1f} s)\n  {line}", flush=True)  # fmt: skip
-    reached = [r["first"] for r in results if r["first"] is not None and r["first"] <= args.within]
-    print(
-        f"\n{args.env}: {len(reached)}/{len(results)} seeds reach {args.threshold:g} within "
-        f"{args.within} steps; stay there: {sum(r['stays'] for r in results)}/{len(results)}"
-    )
-    if reached:
-        print(f"steps to threshold: median {statistics.median(reached):.0f}, worst {max(reached)}")
-    print(
-        f"wall per run: {statistics.mean(r['wall_s'] for r in results):.1f} s "
-        f"(without evaluation {statistics.mean(r['train_s'] for r in results):.1f} s)"
-    )
+        print_seed(seed, first, stays, points, args.threshold, elapsed, eval_s)
+    print_summary(args.env, results, args.threshold, args.within)
     if args.json is not None:
         args.json.write_text(
             json.dumps(

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from rl_summary import first_and_stays, print_seed, print_summary
 from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -94,8 +94,7 @@ def main() -> None:
         model.learn(args.steps, callback=callback)
         wall = time.perf_counter() - start
         points = callback.points
-        first = next((s for s, r in points if r >= args.threshold), None)
-        stays = first is not None and all(r >= args.threshold for s, r in points if s >= first)
+        first, stays = first_and_stays(points, args.threshold)
         results.append(
             {
                 "seed": seed,
@@ -110,24 +109,8 @@ def main() -> None:
                 ).get(first),
             }
         )
-        line = " ".join(f"{s / 1000:g}k:{r:.0f}" for s, r in points)
-        print(
-            f"seed {seed}: first >= {args.threshold:g} at {first}, stays {stays}, "
-            f"final {points[-1][1]:.1f}, wall {wall:.1f} s "
-            f"(evaluation {callback.seconds:.1f} s)\n  {line}",
-            flush=True,
-        )
-    reached = [r["first"] for r in results if r["first"] is not None and r["first"] <= args.within]
-    print(
-        f"\nSB3 {args.env}: {len(reached)}/{len(results)} seeds reach {args.threshold:g} within "
-        f"{args.within} steps; stay there: {sum(r['stays'] for r in results)}/{len(results)}"
-    )
-    if reached:
-        print(f"steps to threshold: median {statistics.median(reached):.0f}, worst {max(reached)}")
-    print(
-        f"wall per run: {statistics.mean(r['wall_s'] for r in results):.1f} s "
-        f"(without evaluation {statistics.mean(r['train_s'] for r in results):.1f} s)"
-    )
+        print_seed(seed, first, stays, points, args.threshold, wall, callback.seconds)
+    print_summary(f"SB3 {args.env}", results, args.threshold, args.within)
     if args.json is not None:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
                                          "results": results}, indent=2))  # fmt: skip

@@ -250,6 +250,24 @@ RL_TRAIN_IGNORES = (
 )
 """TrainConfig fields that do not apply to the RL families (no EMA, no images, plain Adam)."""
 
+RL_TRAIN_DEFAULTS = {
+    "precision": "fp32",
+    "warmup_steps": 0,
+    "channels_last": False,  # 10x10 frames at most: nothing to gain, and fused Adam's
+    # moments must keep the parameters' layout across a resume
+}
+"""TrainConfig values of every RL family (among them fields it ignores, which keep these)."""
+
+AGENT = {
+    "specs": env_specs,
+    "read": read_env,
+    "curves": "genlab.pictures.agent:plot_agent",
+    "data_options": False,
+    "agent": True,
+    "spec_type": EnvSpec,
+}
+"""The Family record fields every agent family shares: an environment for data, agent curves."""
+
 FAMILY = Family(
     name="dqn",
     summary="Deep Q-Network on a gymnasium environment (Double, dueling, n-step, prioritized).",
@@ -279,23 +297,15 @@ FAMILY = Family(
     ),
     step="genlab.training.dqn:DQNStep",
     train_defaults={
+        **RL_TRAIN_DEFAULTS,
         "batch_size": 128,
         "lr": 1e-3,
         "lr_schedule": "cosine",
-        "warmup_steps": 0,
-        "channels_last": False,  # 10x10 frames at most: nothing to gain, and fused Adam's
-        # moments must keep the parameters' layout across a resume
         "grad_clip": 10.0,
-        "precision": "fp32",
         "max_steps": 30_000,
         "log_every": 1_000,
         "checkpoint_every": 10_000,
     },
     train_ignores=RL_TRAIN_IGNORES,
-    specs=env_specs,
-    read=read_env,
-    curves="genlab.pictures.agent:plot_agent",
-    data_options=False,
-    agent=True,
-    spec_type=EnvSpec,
+    **AGENT,
 )

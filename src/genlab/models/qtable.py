@@ -19,9 +19,8 @@ from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.family import Configured, Family, pick
-from genlab.models.dqn import ENV, RL_TRAIN_IGNORES, env_specs, read_env
+from genlab.models.dqn import AGENT, ENV, RL_TRAIN_DEFAULTS, RL_TRAIN_IGNORES
 from genlab.options import field_options
-from genlab.rl.env import EnvSpec
 
 
 @dataclass(frozen=True)
@@ -119,10 +118,8 @@ FAMILY = Family(
         "max_steps": 200_000,
         "log_every": 5_000,
         "checkpoint_every": 50_000,
-        "precision": "fp32",
+        **RL_TRAIN_DEFAULTS,
         "lr_schedule": "constant",
-        "warmup_steps": 0,
-        "channels_last": False,
         "batch_size": 1,
         "grad_clip": None,
     },
@@ -135,10 +132,5 @@ FAMILY = Family(
         "batch_size",
         "precision",
     ),  # fmt: skip
-    specs=env_specs,
-    read=read_env,
-    curves="genlab.pictures.agent:plot_agent",
-    data_options=False,
-    agent=True,
-    spec_type=EnvSpec,
+    **AGENT,
 )

@@ -3,7 +3,6 @@ Q(s, a) over two state dimensions (`genlab q-values`)."""
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from pathlib import Path
@@ -50,15 +49,6 @@ def _names(table: dict[str, tuple], env: str) -> tuple | None:
     return table.get(base)
 
 
-def _rows(run: Path) -> list[dict[str, float]]:
-    path = run / "metrics.csv"
-    if not path.is_file():
-        raise GenlabError(f"{path}: missing; the run has not logged any step yet")
-    with open(path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()}
-                for r in csv.DictReader(f)]  # fmt: skip
-
-
 def plot_agent(run: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, str]) -> Path:
     """Training return, greedy evaluation return (mean +- std), loss, mean max-Q and epsilon
     against environment steps, one panel each."""
@@ -67,16 +57,17 @@ def plot_agent(run: str | os.PathLike, out: str | os.PathLike, metadata: dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genlab.plots import save_figure
+    from genlab.plots import numeric_column, read_metrics_rows, save_figure
     from genlab.runs import read_config
 
     run = Path(run)
-    rows = _rows(run)
+    path = run / "metrics.csv"
+    rows = read_metrics_rows(path, f"{path}: missing; the run has not logged any step yet")
     env = read_config(run).get("data", {}).get("env", "?")
-    step = np.array([r["step"] for r in rows])
+    step = numeric_column(rows, "step")
 
     def col(name: str) -> np.ndarray:
-        return np.array([r.get(name, math.nan) for r in rows])
+        return numeric_column(rows, name)
 
     fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
     panels = [

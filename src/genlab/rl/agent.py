@@ -26,12 +26,12 @@ def load_agent(run: str | os.PathLike, command: str) -> tuple[Any, EnvInfo]:
     Raises:
         GenlabError: the run is not an agent's (one line naming what `command` needs).
     """
-    from genlab.families import FAMILIES
+    from genlab.families import FAMILIES, get_family
     from genlab.io import config_from_dict
     from genlab.runs import load_model, read_config
 
     config = read_config(run)
-    if not is_agent(run):
+    if not get_family(config["family"], str(Path(run) / "config.json")).agent:
         agents = " or ".join(n for n, f in FAMILIES.items() if f.agent)
         raise GenlabError(
             f"{command} {run}: a {config['family']} run, not an agent; give a run of {agents}"
