@@ -100,6 +100,7 @@ TINY_OPTIONS = {  # every family's options for a tiny run (VAE: a spatial VAE ru
     "vae": ["--latent-dim", "4", "--widths", "4,8"],
     "gan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8"],
     "cgan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8", "--loss", "hinge"],
+    "stylegan": ["--latent-dim", "4", "--g-widths", "4,8", "--d-widths", "4,8"],
     "cyclegan": [
         "--class-a",
         "Sneaker",

@@ -19,7 +19,7 @@ from genlab.cli.common import OptionType
 TINY = ["--max-steps", "2", "--batch-size", "16", "--no-progress", "--sample-every", "1000"]
 RUNS = {
     f: TINY_OPTIONS[f]
-    for f in ("vae", "gan", "cyclegan", "ddpm", "noisy-classifier", "pixelcnn", "dqn")
+    for f in ("vae", "gan", "stylegan", "cyclegan", "ddpm", "noisy-classifier", "pixelcnn", "dqn")
 }
 FAST = {  # keep the commands that do apply quick
     "eval": ["--n", "16", "--no-references", "--no-progress", "--episodes", "3"],
@@ -35,6 +35,8 @@ FAST = {  # keep the commands that do apply quick
     "ar-blur": ["--n", "2"],
     "play": ["--episodes", "1", "--width", "32"],
     "q-values": ["--resolution", "5"],
+    "path-length": ["--n", "4"],
+    "noise-variation": ["--draws", "2", "--n", "1"],
 }
 
 

@@ -19,6 +19,7 @@ from genlab.models import (
     noisy_classifier,
     pixelcnn,
     qtable,
+    stylegan,
     vae,
 )
 
@@ -29,6 +30,7 @@ FAMILIES: dict[str, Family] = {
         vae.FAMILY,
         gan.FAMILY,
         gan.CONDITIONAL_FAMILY,
+        stylegan.FAMILY,
         cyclegan.FAMILY,
         ddpm.FAMILY,
         ddpm.LATENT_FAMILY,

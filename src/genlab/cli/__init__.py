@@ -26,6 +26,7 @@ from genlab.cli import (
     rl,
     runs,
     sd,
+    style,
 )
 from genlab.cli.train import train
 from genlab.errors import GenlabError
@@ -41,7 +42,7 @@ def cli() -> None:
 
 
 cli.add_command(train)
-for module in (runs, latent, diffusion, autoregressive, gan, rl, evaluate, demo, data, sd):
+for module in (runs, latent, diffusion, autoregressive, gan, style, rl, evaluate, demo, data, sd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

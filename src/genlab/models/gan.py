@@ -439,7 +439,7 @@ class GAN(nn.Module):
         return loss, logs
 
     def g_loss(
-        self, z: torch.Tensor, y: torch.Tensor | None = None
+        self, z: torch.Tensor, y: torch.Tensor | None = None, shard: Shard = Shard()
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """G's loss on G(z) scored by D.
 
@@ -449,6 +449,7 @@ class GAN(nn.Module):
         Args:
             z: (B, latent_dim) noise.
             y: (B,) labels to generate; None cycles classes for a conditional model.
+            shard: unused (G's loss draws nothing more here; StyleGAN's draws its noise).
 
         Returns:
             The scalar loss and detached logs: loss_g, d_fake_g (the score of the fakes, as

@@ -49,6 +49,7 @@ from torch import nn
 from genlab.data import ImageData
 from genlab.errors import GenlabError
 from genlab.models.gan import GAN
+from genlab.models.stylegan import StyleGAN
 from genlab.training.checkpoint import Checkpoint
 from genlab.training.config import lr_at
 from genlab.training.distributed import sync_grad_norm
@@ -112,11 +113,15 @@ class GANStep(Step):
     """n_critic D updates, then one G update (see the module docstring)."""
 
     lower = "the learning rates (--lr-d, --lr-g)"
+    model_type: type[nn.Module] = GAN
 
     def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
         super().__init__(engine, model, ckpt)
-        if not isinstance(model, GAN):
-            raise GenlabError(f"{engine.run_dir}: not a GAN run; GANStep trains GANs")
+        if not isinstance(model, self.model_type):
+            kind = self.model_type.__name__
+            raise GenlabError(
+                f"{engine.run_dir}: not a {kind} run; {type(self).__name__} trains it"
+            )
         cfg, tcfg, data = model.config, engine.config, engine.data
         if cfg.num_classes and (data.labels < 0).any():
             raise GenlabError("a conditional GAN needs labelled data (class sub-folders)")
@@ -184,12 +189,13 @@ class GANStep(Step):
             self.opt["d"].step()
             for key, value in {**logs_d, "grad_norm_d": grad_norm_d}.items():
                 logs[key] = logs.get(key, 0.0) + value.detach().float() * (1.0 / cfg.n_critic)
+        logs.update(self.regularize(step, batch))
 
         # 2. One G update through a frozen D (its gradients are not needed); a conditional G is
         # asked for the labels of the step's last real batch.
         model.discriminator.requires_grad_(False)
         with engine.accelerator.autocast():
-            loss_g, logs_g = model.g_loss(self.noise(), y)
+            loss_g, logs_g = model.g_loss(self.noise(), y, engine.shard)
         engine.guard(loss_g, "the generator loss", self.lower)
         self.opt["g"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -199,6 +205,10 @@ class GANStep(Step):
         if self.ema is not None:
             self.ema.update_parameters(model.generator)
         return {**logs, **logs_g, "grad_norm_g": grad_norm_g}
+
+    def regularize(self, step: int, batch) -> dict[str, torch.Tensor]:
+        """A separate D update after the step's D updates (StyleGAN's lazy R1); none here."""
+        return {}
 
     def optimizers(self):
         return self.opt
@@ -245,3 +255,32 @@ class GANStep(Step):
             if row["missing_classes"]:
                 post["modes"] += " COLLAPSE?"
         return post
+
+
+class StyleGANStep(GANStep):
+    """GANStep for StyleGAN2: the same D and G updates (style mixing, noise and DiffAugment are
+    in the model's losses), plus lazy R1: every `r1_every` steps one more D update on
+    r1_every * R1 of the step's last real batch (Karras et al. 2020, 3.1), in fp32 because it
+    differentiates a gradient. metrics.csv adds r1, the last penalty computed."""
+
+    model_type = StyleGAN
+
+    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
+        super().__init__(engine, model, ckpt)
+        last = ckpt.trainer.get("last_r1", 0.0) if ckpt is not None else 0.0
+        self.last_r1 = torch.tensor(last, device=engine.device)
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {**super().trainer_state(), "last_r1": float(self.last_r1)}
+
+    def regularize(self, step: int, batch) -> dict[str, torch.Tensor]:
+        cfg = self.model.config
+        if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:
+            r1 = self.model.r1_loss(batch.x, self.engine.shard)
+            self.engine.guard(r1, "the R1 penalty", "--r1-gamma")
+            self.opt["d"].zero_grad(set_to_none=True)
+            (r1 * cfg.r1_every).backward()
+            sync_grad_norm(self.d_params, self.engine.config.grad_clip, self.engine.shard.world)
+            self.opt["d"].step()
+            self.last_r1 = r1.detach()
+        return {"r1": self.last_r1}
