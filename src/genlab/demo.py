@@ -26,6 +26,7 @@ class DemoConfig:
     out: the folder of the demo (runs, pictures, index.html).
     minutes: training budget of the VAE.
     gan_minutes: budget of the GAN (0 skips the GAN section).
+    stylegan_minutes: budget of the StyleGAN (0 skips the StyleGAN section).
     diffusion_minutes: budget of each diffusion run: the first-stage VAE, a latent diffusion
         model and a text-to-image model (0 skips the diffusion section).
     pixelcnn_minutes: budget of the PixelCNN (0 skips the autoregressive section).
@@ -40,6 +41,7 @@ class DemoConfig:
     out: Path = Path("demo")
     minutes: float = 3.0
     gan_minutes: float = 3.0
+    stylegan_minutes: float = 3.0
     diffusion_minutes: float = 3.0
     pixelcnn_minutes: float = 3.0
     rl_steps: int = 30_000
@@ -225,6 +227,39 @@ def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
         write()
 
 
+def _stylegan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    from genlab.pictures import style
+    from genlab.sampling import sample, save_samples
+
+    out, run = config.out, config.out / "stylegan-run"
+    trained = demo_run(run, "stylegan", config.stylegan_minutes, config, say, config.retrain)
+    section.trained.append(trained)
+    r = "stylegan-run"
+    figures = [
+        ("stylegan_samples.png", "StyleGAN samples",
+         "64 samples of the EMA generator (psi = 1: no truncation).",
+         f"genlab sample {r} --n 64 --seed 0 --out stylegan_samples.png",
+         lambda p: save_samples(sample(run, 64), p)),
+        ("stylegan_mix.png", "Style mixing",
+         "Coarse styles (the two lowest resolutions) from each row's left image, fine styles from "
+         "each column's top image.",
+         f"genlab style-mix {r} --out stylegan_mix.png", lambda p: style.style_mix(run).save(p)),
+        ("stylegan_truncation.png", "The truncation trick",
+         "One seed per row, psi from 0 (the mean w: every row the same image) to 1.",
+         f"genlab truncation {r} --out stylegan_truncation.png",
+         lambda p: style.truncation(run).save(p)),
+        ("stylegan_noise.png", "Noise variation",
+         "One w per row with six noise draws, and the per-pixel std over 64 draws.",
+         f"genlab noise-variation {r} --out stylegan_noise.png",
+         lambda p: style.noise_variation(run).picture.save(p)),
+        ("stylegan_zw.png", "Interpolation in z and in w",
+         "The same seeds interpolated in z (upper row of each pair) and in w (lower).",
+         f"genlab path-length {r} --n 200 --out stylegan_zw.png",
+         lambda p: style.path_length(run, n=200).picture.save(p)),
+    ]  # fmt: skip
+    _draw(out, section, figures, write)
+
+
 def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
     from genlab.models.ddpm import DIFFUSION_TRAIN
     from genlab.pictures import diffusion
@@ -366,6 +401,8 @@ SECTIONS = (
      "evaluation against real images."),
     ("gan", "Generative adversarial network", _gan,
      "A DCGAN with the non-saturating loss: samples, latent paths, and the training dynamics."),
+    ("stylegan", "StyleGAN2", _stylegan,
+     "A CPU-sized StyleGAN2: samples, style mixing, the truncation trick and the noise inputs."),
     ("diffusion", "Diffusion", _diffusion,
      "A spatial-latent VAE (4x7x7), a class-conditional latent diffusion model in its latent, "
      "and a miniature text-to-image model on a real sentence encoder."),
@@ -383,6 +420,7 @@ def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = lam
     config.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     budgets = {"vae": config.minutes, "gan": config.gan_minutes,
+               "stylegan": config.stylegan_minutes,
                "diffusion": config.diffusion_minutes,
                "pixelcnn": config.pixelcnn_minutes, "rl": config.rl_steps}  # fmt: skip
     sections: list[Section] = []

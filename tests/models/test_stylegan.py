@@ -254,3 +254,12 @@ def test_cli_pictures_of_a_trained_run(tmp_path, fmnist_dir, capsys):
     sweep = truncation(run, n=3, psis=(0.0, 1.0)).tiles.view(3, 2, 1, 28, 28)
     torch.testing.assert_close(sweep[:, 0], sweep[:1, 0].expand(3, -1, -1, -1))  # psi = 0
     assert main(["truncation", str(tmp_path), "--out", str(tmp_path / "x.png")]) == 2
+
+
+@pytest.mark.parametrize("size, channels, num_ws", [(28, 1, 6), (32, 3, 8), (64, 3, 10)])
+def test_sizes_and_channels(size, channels, num_ws):
+    model = StyleGAN(dataclasses.replace(TINY, image_size=size, channels=channels))
+    assert model.num_ws == num_ws  # one conv at the bottom, two per doubling, + the last toRGB
+    x = model.sample(4, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (4, channels, size, size) and x.min() >= 0 and x.max() <= 1
+    assert model.discriminator(x).shape == (4,)

@@ -19,6 +19,8 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
             min_open=True, max=10_000.0))  # fmt: skip
 @opt(Option("gan_minutes", "float", 3.0, "Budget of the GAN (0 skips the GAN section).",
             **MINUTES))  # fmt: skip
+@opt(Option("stylegan_minutes", "float", 3.0,
+            "Budget of the StyleGAN (0 skips the StyleGAN section).", **MINUTES))  # fmt: skip
 @opt(Option("diffusion_minutes", "float", 3.0,
             "Budget of each diffusion run: the first-stage VAE, a latent diffusion model and a "
             "text-to-image model (0 skips the diffusion section).", **MINUTES))  # fmt: skip
@@ -33,8 +35,8 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @opt(Option("retrain", "bool", False, "Train again even if the demo runs exist."))
 @opt(PROGRESS)
 def demo(**options) -> None:
-    """Train a VAE, a GAN, latent diffusion models and a PixelCNN on Fashion-MNIST for a few
-    minutes each, and a DQN on CartPole; draw every picture, evaluate, and write index.html
+    """Train a VAE, a GAN, a StyleGAN, latent diffusion models and a PixelCNN on Fashion-MNIST
+    for a few minutes each, and a DQN on CartPole; draw every picture, evaluate, and write index.html
     (updated after every picture)."""
     from genlab.demo import DemoConfig, run_demo
 
