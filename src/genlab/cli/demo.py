@@ -36,8 +36,8 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @opt(PROGRESS)
 def demo(**options) -> None:
     """Train a VAE, a GAN, a StyleGAN, latent diffusion models and a PixelCNN on Fashion-MNIST
-    for a few minutes each, and a DQN on CartPole; draw every picture, evaluate, and write index.html
-    (updated after every picture)."""
+    for a few minutes each, and a DQN on CartPole; draw every picture, evaluate, and write
+    index.html (updated after every picture)."""
     from genlab.demo import DemoConfig, run_demo
 
     index = run_demo(DemoConfig(**options), say=echo)
