@@ -23,7 +23,7 @@ run vae-wide vae 3 --widths 64,128
 run vae-gauss-wide vae 3 --likelihood gaussian --widths 64,128
 run vae-beta05 vae 3 --beta 0.5
 # StyleGAN at 3 minutes with two discriminator widths, then 20 minutes with the defaults.
-run sg3-d128 stylegan 3
+run sg3-d128 stylegan 3 --d-widths 32,64,128
 run sg3-d64 stylegan 3 --d-widths 16,32,64
 run sg20 stylegan 20
 # The conditional GAN: batch-norm D (the old default) against spectral norm + hinge.

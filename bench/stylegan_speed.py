@@ -60,8 +60,8 @@ def main() -> None:
         "grouped conv, bf16, batch 32": (default, 32, True, True),
         "scaling, fp32, batch 32": (default, 32, False, False),
         "scaling, bf16, batch 64": (default, 64, True, False),
-        "D widths 16,32,64, batch 32": (
-            sg.StyleGANConfig(d_widths=(16, 32, 64)), 32, True, False),
+        "D widths 32,64,128, batch 32": (
+            sg.StyleGANConfig(d_widths=(32, 64, 128)), 32, True, False),
     }  # fmt: skip
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.rounds):
