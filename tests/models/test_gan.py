@@ -295,3 +295,17 @@ def test_discriminator_steps_decrease_its_loss():
         loss.backward()
         opt.step()
     assert model.d_loss(x, None, z)[0].item() < 0.7 * first.item()
+
+
+def test_minibatch_std_lets_d_see_the_rest_of_the_batch():
+    torch.manual_seed(0)
+    config = GANConfig(num_classes=3, g_widths=(4, 8), d_widths=(4, 8), spectral_norm=True,
+                       loss="hinge", minibatch_std=True)  # fmt: skip
+    d = GAN(config).discriminator.eval()
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 3
+    other = x.clone()
+    other[4] = 0.0  # sample 4 shares a group with sample 0 (groups: i, i + 2, i + 4, i + 6)
+    before, after = d(x, y), d(other, y)
+    assert before.shape == (8,) and not torch.isclose(before[0], after[0])
+    plain = GAN(dataclasses.replace(config, minibatch_std=False)).discriminator.eval()
+    torch.testing.assert_close(plain(x, y)[0], plain(other, y)[0])  # without it: per sample
