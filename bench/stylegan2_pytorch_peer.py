@@ -13,12 +13,14 @@ Images: Fashion-MNIST's 60,000 training images padded with 2 black pixels to 32x
 are powers of two) and repeated to 3 channels (it has no grayscale mode); samples are averaged
 back to one channel and the padding cropped, so `genlab eval` sees 28x28 images.
 
-Setup (bench/README.md): python3 -m venv /work/venvs/sg2 && /work/venvs/sg2/bin/pip install
-torch==2.13.0 kornia==0.9.0 einops numpy pillow tqdm fire retry &&
-/work/venvs/sg2/bin/pip install --no-deps stylegan2-pytorch==1.9.0
+Setup: its packages in their own folder, on the same torch 2.13.0 as genlab (genlab itself is
+not imported):
+    .venv/bin/pip install --target /work/venvs/sg2lib --no-deps stylegan2-pytorch==1.9.0 \
+        kornia==0.9.0 kornia-rs einops fire retry decorator py termcolor
 
 Usage:
-    /work/venvs/sg2/bin/python bench/stylegan2_pytorch_peer.py --minutes 20 --out OUT
+    PYTHONPATH=/work/venvs/sg2lib .venv/bin/python bench/stylegan2_pytorch_peer.py \
+        --minutes 20 --out OUT
     .venv/bin/genlab eval --images OUT/samples_g --json OUT/g.json
 """
 
