@@ -309,3 +309,23 @@ def test_minibatch_std_lets_d_see_the_rest_of_the_batch():
     assert before.shape == (8,) and not torch.isclose(before[0], after[0])
     plain = GAN(dataclasses.replace(config, minibatch_std=False)).discriminator.eval()
     torch.testing.assert_close(plain(x, y)[0], plain(other, y)[0])  # without it: per sample
+
+
+def test_mode_seeking_pays_g_for_letting_z_change_the_image():
+    from genlab.models.gan import mode_seeking_ratio
+
+    x1, x2 = torch.rand(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
+    z1, z2 = torch.randn(3, 5), torch.randn(3, 5)
+    expected = (x1 - x2).abs().mean() / (z1 - z2).abs().mean()
+    torch.testing.assert_close(mode_seeking_ratio(x1, x2, z1, z2), expected)
+    torch.manual_seed(0)
+    config = GANConfig(num_classes=3, g_widths=(4, 8), d_widths=(4, 8), latent_dim=6)
+    plain, seeking = GAN(config), GAN(dataclasses.replace(config, mode_seeking=2.0))
+    seeking.load_state_dict(plain.state_dict())
+    z, y = torch.randn(8, 6), torch.tensor([0, 1, 2, 0, 1, 1, 2, 2])
+    loss, logs = seeking.g_loss(z, y)
+    paired = torch.tensor([0, 1, 2, 0, 0, 1, 2, 0])  # pairs (i, i + 4) share a label
+    base, _ = plain.g_loss(z, paired)
+    ratio = mode_seeking_ratio(*plain.generator(z, paired).split(4), *z.split(4))
+    torch.testing.assert_close(logs["ms_ratio"], ratio.detach())
+    torch.testing.assert_close(loss, base + 2.0 / (ratio + 1e-5))
