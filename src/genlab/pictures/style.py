@@ -170,12 +170,12 @@ def path_length(
     lerp in w), the same noise at both ends; d is the squared distance between the feature
     network's embeddings (the shipped Fashion-MNIST classifier, or `features`, a classifier run)
     instead of the paper's LPIPS on ImageNet VGG features. The 1% tails are dropped, as in the
-    paper. Computed in float64: the differences are of order eps.
+    paper. Computed in float32, as in the paper.
     """
     from genlab.evaluation import load_feature_network
 
-    model = stylegan_model(run).double()
-    net = load_feature_network(run=features).double()
+    model = stylegan_model(run)
+    net = load_feature_network(run=features)
     if n < 2 or eps <= 0:
         raise GenlabError("--n must be >= 2 and --eps > 0")
     g = torch.Generator().manual_seed(seed)
@@ -183,10 +183,9 @@ def path_length(
     with torch.inference_mode():
         for start in range(0, n, 250):
             b = min(250, n - start)
-            z0, z1 = (torch.randn(b, model.latent_dim, generator=g, dtype=torch.float64)
-                      for _ in range(2))  # fmt: skip
-            t = torch.rand(b, generator=g, dtype=torch.float64)
-            noise = [torch.cat([m, m]).double() for m in model.noise(b, g)]  # both ends
+            z0, z1 = (torch.randn(b, model.latent_dim, generator=g) for _ in range(2))
+            t = torch.rand(b, generator=g)
+            noise = [torch.cat([m, m]) for m in model.noise(b, g)]  # the same at both ends
             w0, w1 = model.mapping(z0), model.mapping(z1)
             t1 = t + eps
             ends = {
@@ -201,7 +200,7 @@ def path_length(
         d = torch.cat(d)
         lo, hi = torch.quantile(d, 0.01), torch.quantile(d, 0.99)
         ppl[space] = float(d[(d >= lo) & (d <= hi)].mean())
-    picture = _interpolations(run, model.float(), pairs, steps, seed)
+    picture = _interpolations(run, model, pairs, steps, seed)
     return PathLength(ppl["z"], ppl["w"], n, picture)
 
 
