@@ -333,3 +333,14 @@ def test_cli_toy_gan_writes_a_gif(tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 0
     assert Image.open(out).n_frames == 3  # steps 0, 10 and 20
     assert "/8 modes" in capsys.readouterr().out
+
+
+def test_cgan_seeks_modes_by_default_and_gan_does_not():
+    from types import SimpleNamespace
+
+    from genlab.models.gan import configure_cgan, configure_gan
+
+    data = SimpleNamespace(shape=(1, 28, 28), class_names=("a", "b"), labels=torch.tensor([0, 1]))
+    assert configure_cgan({"mode_seeking": None}, data).config.mode_seeking == 1.0
+    assert configure_cgan({"mode_seeking": 0.0}, data).config.mode_seeking == 0.0
+    assert configure_gan({}, data).config.mode_seeking == 0.0
