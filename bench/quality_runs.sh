@@ -17,18 +17,38 @@ run() {  # name family minutes [options...]
   $G eval "$OUT/$name" --n 10000 --no-progress --json "$OUT/$name.json"
 }
 # The VAE at 3 minutes, and what changes Sandal's share of its samples.
-run vae-default vae 3
+run vae3-default vae 3
+run vae3-beta05 vae 3 --beta 0.5
+run vae3-bs64 vae 3 --batch-size 64
+run vae3-beta025 vae 3 --beta 0.25
+run vae3-gauss-fixed vae 3 --likelihood gaussian --no-learn-logvar --init-logvar -3
 run vae-gauss vae 3 --likelihood gaussian
 run vae-wide vae 3 --widths 64,128
 run vae-gauss-wide vae 3 --likelihood gaussian --widths 64,128
-run vae-beta05 vae 3 --beta 0.5
-# StyleGAN at 3 minutes with two discriminator widths, then 20 minutes with the defaults.
+# StyleGAN at 3 minutes with two discriminator widths, then 20 minutes with the defaults, and
+# its perceptual path length in z and w.
 run sg3-d128 stylegan 3 --d-widths 32,64,128
 run sg3-d64 stylegan 3 --d-widths 16,32,64
 run sg20 stylegan 20
-# The conditional GAN: batch-norm D (the old default) against spectral norm + hinge.
-run cgan3-default cgan 3
-run cgan3-sn-hinge cgan 3 --spectral-norm --loss hinge
+$G path-length "$OUT/sg20" --n 1000 --out "$OUT/sg20_zw.png"
+# The peer at the same budget (its own packages on genlab's torch; see the script).
+if [ ! -f "$OUT/peer20-g.json" ]; then
+  PYTHONPATH=${SG2LIB:-/work/venvs/sg2lib} .venv/bin/python bench/stylegan2_pytorch_peer.py \
+    --minutes 20 --out "$OUT/peer20"
+  for w in g ge; do
+    $G eval --images "$OUT/peer20/samples_$w" --no-progress --json "$OUT/peer20-$w.json"
+  done
+fi
+# The conditional GAN: what does not cure its collapse, and what does (mode seeking, now the
+# default), at 3 minutes; then the default at 20 minutes; the DCGAN at 20 minutes.
+run cgan3-old cgan 3 --mode-seeking 0
+run cgan3-sn-hinge cgan 3 --spectral-norm --loss hinge --mode-seeking 0
+run cgan3-mbstd cgan 3 --minibatch-std --mode-seeking 0
+run cgan3-sn-hinge-mbstd cgan 3 --spectral-norm --loss hinge --minibatch-std --mode-seeking 0
+run cgan3-ms cgan 3
+run cgan3-sn-hinge-ms cgan 3 --spectral-norm --loss hinge --mode-seeking 1
+run cgan20 cgan 20
+run gan20 gan 20
 for f in "$OUT"/*.json; do
   python3 -c "
 import json, sys
