@@ -25,7 +25,8 @@ def stylegan_model(run: str | os.PathLike):
 
 
 def _ws(model, n: int, seed: int, psi: float) -> torch.Tensor:
-    """w of n seeded z's (z_i from seed + i, as `genlab sample` draws per seed), truncated."""
+    """w of n seeded z's, truncated: z_i is drawn from seed + i, so a row of one picture can be
+    found again in another by its seed."""
     z = torch.stack(
         [torch.randn(model.latent_dim, generator=torch.Generator().manual_seed(seed + i))
          for i in range(n)]
