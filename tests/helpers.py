@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 from pathlib import Path
 
@@ -149,3 +150,11 @@ def train_args(family: str, args: list[str]) -> list[str]:
             i += 1
         i += 1
     return kept
+
+
+def metric_rows(run: Path) -> list[dict[str, str]]:
+    """A run's metrics.csv rows without the wall-clock columns (equal runs give equal rows)."""
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    drop = ("images_per_s", "elapsed_s")
+    return [{k: v for k, v in r.items() if k not in drop} for r in rows]

@@ -4,7 +4,6 @@ shape folders, exact resume with image pools, the NaN guard, Ctrl-C, and the CLI
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import signal
@@ -12,6 +11,7 @@ import signal
 import numpy as np
 import pytest
 import torch
+from helpers import metric_rows
 from PIL import Image
 
 import genlab
@@ -79,12 +79,6 @@ def create_cyclegan_run(path, spec_a, spec_b, model: CycleGANConfig, config: Tra
         "domains": [domain_label(spec_a), domain_label(spec_b)],
     }
     return create_run(path, "cyclegan", model, config, spec_a, extra=extra)
-
-
-def metric_rows(run):
-    with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: v for k, v in r.items() if k not in ("images_per_s", "elapsed_s")} for r in rows]
 
 
 # -- domains ------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 """The GAN loop: complete runs, exact resume, the NaN guard, Ctrl-C, the collapse monitor, the
 named-optimiser checkpoints, the pictures and the GAN commands of the CLI."""
 
-import csv
 import dataclasses
 import os
 import shutil
@@ -9,6 +8,7 @@ import signal
 
 import pytest
 import torch
+from helpers import metric_rows
 from PIL import Image
 
 import genlab
@@ -43,12 +43,6 @@ def fm_train(fmnist_dir):
 def make_run(path, fmnist_dir, model=TINY_GAN, config=TINY_TRAIN):
     spec = DataSpec("fashion-mnist", str(fmnist_dir))
     return create_run(path, "gan", model, config, spec)
-
-
-def metric_rows(run):
-    with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: v for k, v in r.items() if k not in ("images_per_s", "elapsed_s")} for r in rows]
 
 
 def test_a_run_trains_and_writes_a_complete_run_directory(tmp_path, fmnist_dir, fm_train):

@@ -1,6 +1,5 @@
 """The training engine: exact resume, budgets, non-finite losses, Ctrl-C, precision, EMA."""
 
-import csv
 import dataclasses
 import os
 import signal
@@ -8,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from helpers import metric_rows
 from torch import nn
 
 import genlab
@@ -43,13 +43,6 @@ def random_data(n: int = 160, seed: int = 0) -> ImageData:
 
 def make_run(path, family="vae", model=TINY_VAE, config=TINY_TRAIN):
     return create_run(path, family, model, config, DataSpec("fashion-mnist", "unused"))
-
-
-def metric_rows(run):
-    with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    drop = ("images_per_s", "elapsed_s")
-    return [{k: v for k, v in r.items() if k not in drop} for r in rows]
 
 
 def test_resume_equals_uninterrupted_run(tmp_path):
