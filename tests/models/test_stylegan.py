@@ -4,12 +4,12 @@ style mixing, minibatch std, DiffAugment, exact resume of the training loop, and
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import metric_rows
 
 from genlab.data import DataSpec, load_data
 from genlab.data.types import Shard
@@ -96,12 +96,11 @@ def test_r1_of_the_model_is_gamma_half_the_squared_input_gradient_on_centred_ima
 def test_truncation_at_psi_0_gives_the_mean_w_image_for_every_z():
     model = tiny_model()
     z = torch.randn(5, TINY.latent_dim, dtype=torch.float64)
-    noise = model.noise(5, torch.Generator().manual_seed(1), shared=True)
-    noise = [m.double() for m in noise]
+    noise = [m.double() for m in model.noise(1, torch.Generator().manual_seed(1))]  # shared
     ws = model.mapping(z, psi=0.0)
     assert torch.equal(ws, model.w_avg.expand(5, -1))
     x = model.synthesize(ws, noise)
-    mean_image = model.synthesize(model.w_avg[None], [m[:1] for m in noise])
+    mean_image = model.synthesize(model.w_avg[None], noise)
     torch.testing.assert_close(x, mean_image.expand(5, -1, -1, -1))
     far = model.synthesize(model.mapping(z, psi=1.0), noise)  # not vacuous: psi = 1 differs
     assert (far - x).abs().amax() > 1e-3
@@ -122,7 +121,7 @@ def test_style_mixing_takes_the_coarse_layers_from_the_first_w():
 
 def test_the_coarse_styles_decide_the_layers_that_read_them():
     model = tiny_model()
-    noise = [m.double() for m in model.noise(1, torch.Generator().manual_seed(0), shared=True)]
+    noise = [m.double() for m in model.noise(1, torch.Generator().manual_seed(0))]
     wa, wb = model.mapping(torch.randn(2, TINY.latent_dim, dtype=torch.float64)).chunk(2)
     n = model.num_ws
     all_a = model.synthesize(mix_styles(wa, wb[:, None].expand(-1, n, -1), torch.tensor(n)), noise)
@@ -194,12 +193,6 @@ def _run(path, fmnist_dir, model=TINY, config=TINY_TRAIN):
     return create_run(path, "stylegan", model, config, spec)
 
 
-def _rows(run):
-    with open(run / "metrics.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [{k: v for k, v in r.items() if k not in ("images_per_s", "elapsed_s")} for r in rows]
-
-
 @pytest.mark.parametrize("diffaug", ["", "color,translation,cutout"])
 def test_resume_equals_uninterrupted_run_with_r1_and_mixing(
     tmp_path, fmnist_dir, fm_train, diffaug
@@ -215,8 +208,8 @@ def test_resume_equals_uninterrupted_run_with_r1_and_mixing(
         assert a.keys() == b.keys()
         for key in a:
             torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=1e-7, msg=key)
-    rows = _rows(split)
-    assert rows == _rows(straight)
+    rows = metric_rows(split)
+    assert rows == metric_rows(straight)
     assert float(rows[-1]["r1"]) > 0  # R1 ran
     trained = load_weights(split / "model.safetensors")
     assert trained["generator.mapping.w_avg"].abs().sum() > 0  # the mean w is tracked

@@ -45,6 +45,7 @@ from genlab.data.types import Shard
 from genlab.errors import GenlabError
 from genlab.family import Configured, Family, image_fields, num_classes, pick
 from genlab.models.autoencoder import conv_levels, level_widths
+from genlab.models.stylegan import minibatch_std
 from genlab.options import field_options
 
 # -- losses: pure functions of discriminator logits --------------------------------------------
@@ -345,8 +346,6 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.net(2 * x - 1)  # (B, C, s, s); inputs centred to [-1, 1]
         if self.minibatch_std:
-            from genlab.models.stylegan import minibatch_std
-
             h = minibatch_std(h, MBSTD_GROUP)
         phi = h.flatten(1)  # (B, F)
         logits = self.linear(phi).squeeze(1)  # (B,)

@@ -432,7 +432,11 @@ class StyleGAN(nn.Module):
         if config.latent_dim < 1 or config.mapping_layers < 1 or config.r1_every < 1:
             raise GenlabError("latent_dim, mapping_layers and r1_every must be >= 1")
         self.policy = tuple(p.strip() for p in config.diffaug.split(",") if p.strip())
-        diff_augment(torch.zeros(1, 1, 8, 8), self.policy)  # unknown names: one-line error now
+        unknown = [p for p in self.policy if p not in AUGMENTATIONS]
+        if unknown:
+            raise GenlabError(
+                f"unknown augmentation {unknown[0]!r}; known: {', '.join(AUGMENTATIONS)}"
+            )
         self.config = config
         self.generator = Generator(config)
         self.discriminator = Discriminator(config)
@@ -456,20 +460,18 @@ class StyleGAN(nn.Module):
         """w = f(z), truncated towards w_avg by psi: (B, w_dim)."""
         return truncate(self.generator.mapping(z), self.w_avg, psi)
 
-    def noise(
-        self, n: int, generator: torch.Generator | None = None, shared: bool = False
-    ) -> list[torch.Tensor]:
-        """Per-layer noise maps (n, 1, H, W) from `generator` (shared: one map for all n)."""
+    def noise(self, n: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        """Per-layer noise maps (n, 1, H, W) from `generator`; n = 1 gives maps that every
+        image of a batch shares (they broadcast)."""
         g_device = generator.device if generator is not None else self._device()
-        rows = 1 if shared else n
-        maps = [torch.randn((rows, *s), generator=generator, device=g_device) for s in
-                self.generator.synthesis.noise_shapes()]  # fmt: skip
-        return [m.to(self._device()).expand(n, -1, -1, -1) for m in maps]
+        return [torch.randn((n, *s), generator=generator, device=g_device).to(self._device())
+                for s in self.generator.synthesis.noise_shapes()]  # fmt: skip
 
     def synthesize(
         self, ws: torch.Tensor, noise: list[torch.Tensor] | None = None, clamp: bool = True
     ) -> torch.Tensor:
-        """Images from styles ws (B, num_ws, w_dim) or one w (B, w_dim) for every layer."""
+        """Images from styles ws (B, num_ws, w_dim) or one w (B, w_dim) for every layer, and
+        noise maps (B or 1, 1, H, W) per layer (None: fresh ones per image)."""
         if ws.ndim == 2:
             ws = ws[:, None].expand(-1, self.num_ws, -1)
         noise = noise if noise is not None else self.noise(ws.shape[0])

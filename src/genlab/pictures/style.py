@@ -59,10 +59,10 @@ def style_mix(
     if not 0 <= coarse <= model.num_ws:
         raise GenlabError(f"--coarse {coarse}: this generator has layers 0..{model.num_ws}")
     w_rows, w_cols = _ws(model, rows, seed, psi), _ws(model, columns, seed + rows, psi)
-    noise = model.noise(1, torch.Generator().manual_seed(seed), shared=True)
+    noise = model.noise(1, torch.Generator().manual_seed(seed))  # shared by every tile
 
     def draw(ws: torch.Tensor) -> torch.Tensor:
-        return model.synthesize(ws, [m.expand(ws.shape[0], -1, -1, -1) for m in noise])
+        return model.synthesize(ws, noise)
 
     blank = torch.ones(1, model.config.channels, *[model.config.image_size] * 2)
     tiles = [blank, draw(w_cols)]
@@ -86,10 +86,10 @@ def truncation(
     model = stylegan_model(run)
     psis = psis if psis is not None else tuple(round(0.125 * i, 3) for i in range(9))
     w = _ws(model, n, seed, 1.0)
-    noise = model.noise(1, torch.Generator().manual_seed(seed), shared=True)
+    noise = model.noise(1, torch.Generator().manual_seed(seed))  # shared by every tile
     ws = torch.stack([torch.lerp(model.w_avg.expand_as(w), w, p) for p in psis], 1)  # (n, P, D)
     flat = ws.flatten(0, 1)
-    x = model.synthesize(flat, [m.expand(flat.shape[0], -1, -1, -1) for m in noise])
+    x = model.synthesize(flat, noise)
     info = {"run": str(run), "seed": str(seed), "psi": ",".join(map(str, psis))}
     note = f"columns: psi = {', '.join(map(str, psis))}; psi = 0 is the mean w for every row"
     return Picture(x.float(), len(psis), info, note)
@@ -209,7 +209,7 @@ def path_length(
 def _interpolations(run, model, pairs: int, steps: int, seed: int) -> Picture:
     g = torch.Generator().manual_seed(seed)
     t = torch.linspace(0, 1, steps, dtype=torch.float32)
-    noise = model.noise(1, g, shared=True)
+    noise = model.noise(1, g)  # shared by every tile
     tiles = []
     for _ in range(pairs):
         z0, z1 = torch.randn(2, model.latent_dim, generator=g)
@@ -218,7 +218,7 @@ def _interpolations(run, model, pairs: int, steps: int, seed: int) -> Picture:
         w0, w1 = model.mapping(torch.stack([z0, z1]))
         ws = {"z": model.mapping(zs), "w": torch.lerp(w0.expand(steps, -1), w1, t[:, None])}
         for space in ("z", "w"):
-            tiles.append(model.synthesize(ws[space], [m.expand(steps, -1, -1, -1) for m in noise]))
+            tiles.append(model.synthesize(ws[space], noise))
     info = {"run": str(run), "seed": str(seed)}
     note = "row pairs: the same two seeds interpolated in z (slerp, upper) and in w (lerp, lower)"
     return Picture(torch.cat(tiles).float(), steps, info, note)
