@@ -10,7 +10,9 @@ genlab through `python -m genlab train vae`), then both are scored by the same e
 - a sample-quality proxy: the Frechet distance between 5,000 prior samples and 5,000 test images
   in the 128-d penultimate features of a small CNN classifier trained here for about a minute
   (not Inception features: the numbers compare the contenders, not published FIDs);
-- the images/s each trainer reached, and the CPU seconds its process used while training.
+- the images/s each trainer reached, and the CPU seconds its process used while training;
+- `--eval-samples` prior samples of each as one grid PNG, for `genlab eval --images` (genlab's
+  shipped feature network and its floor and ceilings, as in the README's quality table).
 
 Run in the benchmark venv (bench/README.md):
     .venv-bench/bin/python bench/vae_vs_pythae.py --minutes 3
@@ -236,6 +238,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classifier-seconds", type=float, default=60.0)
     parser.add_argument("--n-test", type=int, default=10000, help="test images for the ELBO")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=10000,
+        help="prior samples per contender written as OUT/eval_<name>.png (100 per row, 28 px "
+        "tiles, 2 px borders) for `genlab eval --images FILE --tile 28 --padding 2`; 0: none",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(os.cpu_count() or 1)
 
@@ -284,6 +293,13 @@ def main(argv: list[str] | None = None) -> None:
                 make_grid(samples[:64], nrow=8),
                 {"contender": name, "seed": str(args.seed), "minutes": str(args.minutes)},
             )
+            if args.eval_samples:  # for genlab's own evaluator (its features, its references)
+                many = prior_samples(decode, latent_dim, args.eval_samples, args.seed + 1)
+                save_png(
+                    args.out / f"eval_{slug}.png",
+                    make_grid(many, nrow=100, padding=2),
+                    {"contender": name, "seed": str(args.seed + 1), "n": str(len(many))},
+                )
             rows.append(
                 {
                     "contender": name,

@@ -10,7 +10,14 @@ import torch
 
 from genlab.data import Batch
 from genlab.errors import GenlabError
-from genlab.models.vae import VAE, VAEConfig, evaluate_nll, gaussian_log_prob, kl_standard_normal
+from genlab.models.vae import (
+    VAE,
+    VAEConfig,
+    evaluate_nll,
+    gaussian_log_prob,
+    kl_standard_normal,
+    kl_weight,
+)
 
 TINY = VAEConfig(latent_dim=4, widths=(8, 16))
 
@@ -239,3 +246,23 @@ def test_evaluate_nll():
     assert not model.training
     with pytest.raises(GenlabError, match="labels"):
         evaluate_nll(model, images, None, k=2)
+
+
+def test_kl_weight_rises_linearly_over_the_warmup_then_stays_one():
+    assert [kl_weight(p, 0.5) for p in (0.0, 0.1, 0.25, 0.5, 0.9, 1.0)] == pytest.approx(
+        [0.0, 0.2, 0.5, 1.0, 1.0, 1.0]
+    )
+    assert kl_weight(0.0, 0.0) == kl_weight(0.3, 0.0) == 1.0
+
+
+@pytest.mark.parametrize(("progress", "weight"), [(0.0, 0.0), (0.2, 0.5), (0.4, 1.0), (1.0, 1.0)])
+def test_kl_warmup_scales_the_kl_term_of_the_loss(progress, weight):
+    # loss = -(recon - beta * w(progress) * kl), with the recon and kl the loss itself logs.
+    model = make(dataclasses.replace(TINY, beta=2.0, kl_warmup=0.4))
+    x = binary_blobs(6)
+    loss, logs = model.loss(Batch(x, torch.zeros(6, dtype=torch.long), progress=progress))
+    torch.testing.assert_close(loss, -(logs["recon"] - 2.0 * weight * logs["kl"]))
+    # Without a warm-up the full beta applies whatever the progress.
+    plain = make(dataclasses.replace(TINY, beta=2.0))
+    plain_loss, plain_logs = plain.loss(Batch(x, torch.zeros(6, dtype=torch.long), progress=0.0))
+    torch.testing.assert_close(plain_loss, -(plain_logs["recon"] - 2.0 * plain_logs["kl"]))

@@ -103,6 +103,23 @@ def test_loss_falls_on_real_structure(tmp_path):
     assert losses[-1] < 0.5 * losses[0]
 
 
+def test_the_step_passes_its_progress_to_the_loss(tmp_path):
+    # The VAE's KL warm-up over the whole budget: every logged step's loss is
+    # -(recon - (step / max_steps) * kl), so the loss sees the engine's progress.
+    model = dataclasses.replace(TINY_VAE, kl_warmup=1.0)
+    cfg = dataclasses.replace(
+        TINY_TRAIN, max_steps=6, log_every=1, checkpoint_every=1000, precision="fp32"
+    )
+    run = make_run(tmp_path / "run", model=model, config=cfg)
+    train(run, data=random_data(), progress=False)
+    rows = metric_rows(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for r in rows:
+        weight = (int(r["step"]) - 1) / 6  # row "step" counts steps done; the step was step - 1
+        expected = -(float(r["recon"]) - weight * float(r["kl"]))
+        assert float(r["loss"]) == pytest.approx(expected, rel=1e-4), r
+
+
 def test_epoch_order_is_a_pure_permutation():
     a, b = epoch_order(100, 0, 3), epoch_order(100, 0, 3)
     assert torch.equal(a, b) and torch.equal(a.sort().values, torch.arange(100))

@@ -66,11 +66,14 @@ class Shard(NamedTuple):
 
 class Batch(NamedTuple):
     """One training batch: x (B, C, H, W) float in [0, 1]; y (B,) int64 class ids (-1 if none);
-    `shard`: which rows of the global batch these are (draw the step's noise through it)."""
+    `shard`: which rows of the global batch these are (draw the step's noise through it);
+    `progress`: the fraction of the training budget done, in [0, 1], for schedules inside a loss
+    (the VAE's KL warm-up)."""
 
     x: torch.Tensor
     y: torch.Tensor
     shard: Shard = Shard()
+    progress: float = 1.0
 
 
 class ImageData(NamedTuple):

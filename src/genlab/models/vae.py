@@ -79,6 +79,13 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(-1)
 
 
+def kl_weight(progress: float, warmup: float) -> float:
+    """The KL term's weight relative to beta at `progress` through training: rises linearly
+    from 0 to 1 over the first `warmup` of the budget (KL annealing, Bowman et al. 2016), then
+    stays 1; `warmup` 0 is 1 throughout."""
+    return 1.0 if warmup <= 0 else min(1.0, max(0.0, progress) / warmup)
+
+
 @dataclass(frozen=True)
 class VAEConfig:
     """Attributes:
@@ -95,6 +102,8 @@ class VAEConfig:
     init_logvar: gaussian only; initial (or fixed) global log-variance. -4 is sigma ~ 0.14, on
         the scale of intensity noise in [0, 1]; a fixed large value gives blurry samples.
     beta: weight of the KL term (1 = the true ELBO; beta-VAE otherwise).
+    kl_warmup: fraction of the training budget over which the KL weight rises linearly from 0
+        to beta (KL annealing); 0 uses beta from the first step.
     num_classes: > 0 makes a conditional VAE with one-hot labels to encoder and decoder.
     decoder_sampling: at generation, False returns the decoder mean (the usual choice for
         images), True draws x ~ p(x|z) (Bernoulli: binary images; Gaussian: clamped to [0, 1]).
@@ -111,6 +120,7 @@ class VAEConfig:
     learn_logvar: bool = True
     init_logvar: float = -4.0
     beta: float = 1.0
+    kl_warmup: float = 0.0
     num_classes: int = 0
     decoder_sampling: bool = False
     binarize: bool = False
@@ -245,14 +255,16 @@ class VAE(nn.Module):
         return ELBO(recon - kl, recon, kl)
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Mean over the batch of -(recon - beta * kl); logs recon, kl and elbo (nats/image)."""
+        """Mean over the batch of -(recon - beta_t * kl), beta_t = beta * kl_weight(progress);
+        logs recon, kl and elbo (nats/image)."""
         y = batch.y if self.config.num_classes else None
         x = batch.x
         if self.config.binarize:  # dynamic binarization: fresh bits every step
             x = (batch.shard.rand(x.shape, device=x.device) < x).to(x.dtype)
         eps = batch.shard.randn((x.shape[0], *self.latent_shape), device=x.device)
         out = self.elbo(x, y, eps=eps)
-        loss = -(out.recon - self.config.beta * out.kl).mean()
+        beta = self.config.beta * kl_weight(batch.progress, self.config.kl_warmup)
+        loss = -(out.recon - beta * out.kl).mean()
         logs = {"recon": out.recon.mean(), "kl": out.kl.mean(), "elbo": out.elbo.mean()}
         return loss, {name: value.detach() for name, value in logs.items()}
 
@@ -403,6 +415,7 @@ FAMILY = Family(
             likelihood={"choices": ("bernoulli", "gaussian")},
             init_logvar={"min": -20.0, "max": 20.0},
             beta={"max": 1e4},
+            kl_warmup={"max": 1.0},
             latent_channels={"max": 256},
         ),
         CONDITIONAL,

@@ -23,8 +23,8 @@ class _LossForward(nn.Module):
         super().__init__()
         self.model, self.shard = model, shard
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor):
-        return self.model.loss(Batch(x, y, self.shard))
+    def forward(self, x: torch.Tensor, y: torch.Tensor, progress: float):
+        return self.model.loss(Batch(x, y, self.shard, progress))
 
 
 class OneOptimizer(Step):
@@ -55,7 +55,7 @@ class OneOptimizer(Step):
         self.lrs = {"lr": lr}
         # 2. Forward, and the non-finite guard before any update.
         with engine.accelerator.autocast():
-            loss, logs = self.wrapped(batch.x, batch.y)
+            loss, logs = self.wrapped(batch.x, batch.y, progress)
         engine.guard(loss, "the loss", self.lower)
         # 3. Backward, clip, step, EMA.
         self.optimizer.zero_grad(set_to_none=True)
