@@ -8,12 +8,12 @@ STAMP := $(VENV)/.genlab-installed
 FMNIST := /usr/share/datasets/fashion-mnist
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test setup data lint format bench clean
+.PHONY: demo test setup data lint docs format bench clean
 
 demo: setup data
 	$(BIN)/genlab demo --out demo
 
-test: setup data lint
+test: setup data lint docs
 	GENLAB_REQUIRE_REAL_DATA=$${CI:+1} $(BIN)/python -m pytest -n 2 --dist loadfile
 
 setup: $(STAMP)
@@ -37,6 +37,10 @@ lint: setup
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/ruff check src tests bench
 
+# The guides (docs/*.md) as a site in build/site/; --strict fails on a broken link or anchor.
+docs: setup
+	$(BIN)/mkdocs build --strict --quiet
+
 format: setup
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
@@ -45,4 +49,4 @@ bench: setup data
 	$(BIN)/python bench/vae_throughput.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) demo build .pytest_cache

@@ -363,7 +363,8 @@ class Evaluator:
         source: dict[str, Any],
         seconds: dict[str, float] | None = None,
     ) -> dict[str, Any]:
-        """The full evaluation record (README: "The eval JSON"): metrics, references, context."""
+        """The full evaluation record (docs/evaluation.md, "The record"): metrics, references,
+        context."""
         from tqdm.auto import tqdm
 
         import genlab

@@ -522,7 +522,7 @@ def configure_gan(options: dict, data) -> Configured:
 CGAN_DEFAULTS = {"mode_seeking": 1.0}
 """GANConfig values a conditional GAN gets where the user gives none: mode seeking, without which
 the generator ignored z within each class (recall 0.000 at 3 and 20 minutes; with it 0.227 at 3
-minutes, README "Quality per CPU-minute")."""
+minutes, docs/quality.md)."""
 
 
 def configure_cgan(options: dict, data) -> Configured:
