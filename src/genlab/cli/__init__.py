@@ -1,6 +1,6 @@
 """`genlab ...`: the command line. Thin: each command parses, calls one library function of the
 same name, prints. One module per topic: train, runs (sample, plot, embed, nll), latent, diffusion,
-gan, rl (play, q-values), evaluate, demo, data, sd.
+gan, rl (play, q-values), evaluate, demo, data, sd, pretrained.
 
 Heavy libraries (torch, accelerate, matplotlib) are imported inside the commands, so that
 `genlab --help` answers at once. Every mistake is one line on stderr and exit code 2: a value
@@ -23,6 +23,7 @@ from genlab.cli import (
     evaluate,
     gan,
     latent,
+    pretrained,
     rl,
     runs,
     sd,
@@ -42,7 +43,9 @@ def cli() -> None:
 
 
 cli.add_command(train)
-for module in (runs, latent, diffusion, autoregressive, gan, style, rl, evaluate, demo, data, sd):
+for module in (
+    runs, latent, diffusion, autoregressive, gan, style, rl, evaluate, demo, data, sd, pretrained
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 

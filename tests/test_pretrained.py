@@ -1,0 +1,128 @@
+"""Shipped runs: each one loads, samples, and re-evaluates to its recorded check figure on this
+machine; their size; `get`, `list`, `info`; and `ship` round-trips a run this test trains."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+import genlab
+from genlab.data import fashion_mnist as fm
+from genlab.errors import GenlabError
+from genlab.evaluation.evaluate import EvalConfig
+from genlab.pretrained import PROVENANCE, SCHEMA, SHIPPED, find, get, ship, shipped
+
+SHIPPED_RUNS = shipped()
+FD_TOLERANCE = (0.05, 2.0)
+"""A fresh small-n FD must lie within 5% + 2 of the recorded one: the same seed draws the same
+samples, so only the arithmetic of another CPU (bf16 or fp32, other kernels) moves it."""
+
+
+def sampling_options(entry: dict) -> dict:
+    """The `genlab.evaluate` keywords of an eval entry's recorded sampling options."""
+    s, out = entry.get("sampling", {}), {}
+    if "sampler" in s:
+        out["sampler"] = s["sampler"]
+    if "steps" in s:
+        out["steps"] = int(s["steps"])
+    if "eta" in s:
+        out["eta"] = float(s["eta"])
+    if "w" in s:
+        out["guidance"] = float(s["w"])
+    return out
+
+
+def need_real_data() -> None:
+    if not (fm.SYSTEM_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        if os.environ.get("GENLAB_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(f"GENLAB_REQUIRE_REAL_DATA=1 but Fashion-MNIST is not in {fm.SYSTEM_DIR}")
+        pytest.skip(f"the real Fashion-MNIST is not installed in {fm.SYSTEM_DIR}")
+
+
+def test_the_shipped_runs_are_small_and_complete():
+    total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
+    assert total <= 25 * 2**20, f"shipped runs take {total / 2**20:.1f} MB, more than 25"
+    for entry in SHIPPED_RUNS:
+        p = entry.provenance
+        assert p["schema"] == SCHEMA and p["name"] == entry.name
+        assert p["commands"] and all(c.startswith("genlab train ") for c in p["commands"])
+        assert p["steps"] > 0 and p["train_seconds"] > 0 and p["machine"]
+        assert p["eval"]["n"] == 10_000 and p["check"]["n"] < p["eval"]["n"]
+        # FD is biased upward at small n: the n = 10,000 figure is not above the check's.
+        assert p["eval"]["metrics"]["fd"] <= p["check"]["metrics"]["fd"] * 1.05
+        assert (entry.path / "config.json").is_file()
+        assert json.loads((entry.path / "config.json").read_text())["family"] == entry.family
+
+
+@pytest.mark.parametrize("entry", SHIPPED_RUNS, ids=[s.name for s in SHIPPED_RUNS])
+def test_a_shipped_run_samples_and_reproduces_its_check(entry, tmp_path):
+    need_real_data()
+    run = get(entry.name, tmp_path / entry.name)
+    s = genlab.sample(run, 4, seed=0)
+    assert s.images.shape[0] == 4 and s.images.min() >= 0 and s.images.max() <= 1
+    check = entry.provenance["check"]
+    config = EvalConfig(n=check["n"], seed=check["seed"])
+    record, _ = genlab.evaluate(run, config=config, **sampling_options(check))
+    fd, want = record["metrics"]["fd"], check["metrics"]["fd"]
+    rel, absolute = FD_TOLERANCE
+    assert abs(fd - want) <= rel * want + absolute, (fd, want)
+    assert record["metrics"]["modes_covered"] >= check["metrics"]["modes_covered"] - 1
+
+
+def test_get_refuses_unknown_names_and_existing_folders(tmp_path):
+    with pytest.raises(GenlabError, match="no shipped run named 'nope'"):
+        get("nope", tmp_path / "x")
+    if SHIPPED_RUNS:
+        (tmp_path / "taken").mkdir()
+        with pytest.raises(GenlabError, match="already exists"):
+            get(SHIPPED_RUNS[0].name, tmp_path / "taken")
+        with pytest.raises(GenlabError, match="does not exist"):
+            get(SHIPPED_RUNS[0].name, tmp_path / "missing" / "run")
+
+
+def fake_record(n: int, fd: float) -> dict:
+    """A `genlab eval` record's shape with the fields a shipped run keeps."""
+    metrics = {"fd": fd, "kid_mean": 1.0, "precision": 0.5, "recall": 0.4, "coverage": 0.3,
+               "modes_covered": 2, "missing_classes": [], "conditional_accuracy": None}  # fmt: skip
+    return {"n": n, "seed": 0, "source": {"sampling": {"sampler": "ddim", "steps": "5"}},
+            "class_names": ["a", "b"], "metrics": metrics, "references": {"floor": {"fd": 0.4}}}  # fmt: skip
+
+
+def test_ship_then_get_round_trips_a_trained_run(tmp_path, fmnist_dir):
+    run = genlab.create("vae", tmp_path / "vae", data_dir=str(fmnist_dir), latent_dim=4,
+                        widths=(4, 8), max_steps=3, batch_size=16, seed=5)  # fmt: skip
+    genlab.train(run, progress=False)
+    root = tmp_path / "shipped"
+    folder = ship(run, "tiny", summary="a tiny VAE", commands=["genlab train vae ..."],
+                  evaluation=fake_record(10_000, 50.0), check=fake_record(100, 60.0),
+                  machine="test", root=root)  # fmt: skip
+    assert sorted(f.name for f in folder.iterdir()) == ["config.json", "ema.safetensors",
+                                                        PROVENANCE]  # fmt: skip
+    entry = find("tiny", root)
+    assert (entry.family, entry.summary, entry.metrics["fd"]) == ("vae", "a tiny VAE", 50.0)
+    p = entry.provenance
+    assert (p["steps"], p["seed"], p["check"]["sampling"]) == (3, 5, {"sampler": "ddim",
+                                                                      "steps": "5"})  # fmt: skip
+    assert sampling_options(p["check"]) == {"sampler": "ddim", "steps": 5}
+    out = get("tiny", tmp_path / "copy", root)
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(genlab.load(out).encode(x), genlab.load(run).encode(x))
+    with pytest.raises(GenlabError, match="exists"):
+        ship(run, "tiny", summary="", commands=[], evaluation={}, check={}, machine="", root=root)
+
+
+def test_cli_lists_and_describes_the_shipped_runs(capsys):
+    from genlab.cli import main
+
+    assert main(["pretrained", "list"]) == 0
+    listed = capsys.readouterr().out
+    for entry in SHIPPED_RUNS:
+        assert entry.name in listed
+    if SHIPPED_RUNS:
+        assert main(["pretrained", "info", SHIPPED_RUNS[0].name]) == 0
+        assert json.loads(capsys.readouterr().out)["name"] == SHIPPED_RUNS[0].name
+    assert main(["pretrained", "get", "nope", "--out", "x"]) == 2
+    assert "no shipped run named 'nope'" in capsys.readouterr().err
