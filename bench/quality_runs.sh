@@ -64,8 +64,9 @@ run gan3 gan 3
 run gan20 gan 20
 # Diffusion: the pixel model (DDIM 50), and latent diffusion whose budget includes its first
 # stage (VAE 5 + LDM 15 minutes; 1 + 2 at 3 minutes), sampled with guidance w = 3.
-train ddpm3 ddpm 3
-evaluate ddpm3 --sampler ddim --steps 50
+train ddpm3 ddpm 3  # scored at n = 2,000: 10,000 DDIM-50 samples take 22 minutes here
+[ -f "$OUT/ddpm3-n2000.json" ] || $G eval "$OUT/ddpm3" --n 2000 --sampler ddim --steps 50 \
+  --no-progress --json "$OUT/ddpm3-n2000.json"
 train ddpm20 ddpm 20
 evaluate ddpm20 --sampler ddim --steps 50
 train ldm3-vae vae 1 --latent-channels 4 --beta 0.1
