@@ -44,7 +44,18 @@ def cli() -> None:
 
 cli.add_command(train)
 for module in (
-    runs, latent, diffusion, autoregressive, gan, style, rl, evaluate, demo, data, sd, pretrained
+    runs,
+    latent,
+    diffusion,
+    autoregressive,
+    gan,
+    style,
+    rl,
+    evaluate,
+    demo,
+    data,
+    sd,
+    pretrained,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -74,7 +74,9 @@ def find(name: str, root: Path = SHIPPED) -> Shipped:
     runs = {s.name: s for s in shipped(root)}
     if name not in runs:
         known = ", ".join(runs) or "none (this installation ships no trained runs)"
-        raise GenlabError(f"no shipped run named {name!r}; shipped: {known} (genlab pretrained list)")
+        raise GenlabError(
+            f"no shipped run named {name!r}; shipped: {known} (genlab pretrained list)"
+        )
     return runs[name]
 
 
