@@ -83,10 +83,24 @@ def test_get_refuses_unknown_names_and_existing_folders(tmp_path):
 
 def fake_record(n: int, fd: float) -> dict:
     """A `genlab eval` record's shape with the fields a shipped run keeps."""
-    metrics = {"fd": fd, "kid_mean": 1.0, "precision": 0.5, "recall": 0.4, "coverage": 0.3,
-               "modes_covered": 2, "missing_classes": [], "conditional_accuracy": None}  # fmt: skip
-    return {"n": n, "seed": 0, "source": {"sampling": {"sampler": "ddim", "steps": "5"}},
-            "class_names": ["a", "b"], "metrics": metrics, "references": {"floor": {"fd": 0.4}}}  # fmt: skip
+    metrics = {
+        "fd": fd,
+        "kid_mean": 1.0,
+        "precision": 0.5,
+        "recall": 0.4,
+        "coverage": 0.3,
+        "modes_covered": 2,
+        "missing_classes": [],
+        "conditional_accuracy": None,
+    }
+    return {
+        "n": n,
+        "seed": 0,
+        "source": {"sampling": {"sampler": "ddim", "steps": "5"}},
+        "class_names": ["a", "b"],
+        "metrics": metrics,
+        "references": {"floor": {"fd": 0.4}},
+    }
 
 
 def test_ship_then_get_round_trips_a_trained_run(tmp_path, fmnist_dir):
