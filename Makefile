@@ -34,8 +34,8 @@ data:
 		"or '$(BIN)/genlab data fetch fashion-mnist'"; fi
 
 lint: setup
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts
 
 # The guides (docs/*.md) as a site in build/site/; --strict fails on a broken link or anchor.
 # (NO_MKDOCS_2_WARNING: mkdocs-material's banner about MkDocs 2.0, which the pins exclude.)
@@ -43,8 +43,8 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 format: setup
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 bench: setup data
 	$(BIN)/python bench/vae_throughput.py

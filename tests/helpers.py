@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +159,17 @@ def metric_rows(run: Path) -> list[dict[str, str]]:
         rows = list(csv.DictReader(f))
     drop = ("images_per_s", "elapsed_s")
     return [{k: v for k, v in r.items() if k not in drop} for r in rows]
+
+
+def require_real_fashion_mnist() -> None:
+    """Skip the calling test unless the real Fashion-MNIST is installed system-wide (its four
+    IDX files); fail instead under GENLAB_REQUIRE_REAL_DATA=1 (CI, where it must be)."""
+    import pytest
+
+    from genlab.data import fashion_mnist as fm
+
+    if all((fm.SYSTEM_DIR / (stem + ".gz")).is_file() for p in fm.FILES.values() for stem in p):
+        return
+    if os.environ.get("GENLAB_REQUIRE_REAL_DATA") == "1":
+        pytest.fail(f"GENLAB_REQUIRE_REAL_DATA=1 but Fashion-MNIST is not in {fm.SYSTEM_DIR}")
+    pytest.skip(f"the real Fashion-MNIST is not installed in {fm.SYSTEM_DIR}")

@@ -4,13 +4,12 @@ machine; their size; `get`, `list`, `info`; and `ship` round-trips a run this te
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
+from helpers import require_real_fashion_mnist
 
 import genlab
-from genlab.data import fashion_mnist as fm
 from genlab.errors import GenlabError
 from genlab.evaluation.evaluate import EvalConfig
 from genlab.pretrained import PROVENANCE, SCHEMA, SHIPPED, find, get, ship, shipped
@@ -35,13 +34,6 @@ def sampling_options(entry: dict) -> dict:
     return out
 
 
-def need_real_data() -> None:
-    if not (fm.SYSTEM_DIR / "t10k-images-idx3-ubyte.gz").is_file():
-        if os.environ.get("GENLAB_REQUIRE_REAL_DATA") == "1":
-            pytest.fail(f"GENLAB_REQUIRE_REAL_DATA=1 but Fashion-MNIST is not in {fm.SYSTEM_DIR}")
-        pytest.skip(f"the real Fashion-MNIST is not installed in {fm.SYSTEM_DIR}")
-
-
 def test_the_shipped_runs_are_small_and_complete():
     total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
     assert total <= 25 * 2**20, f"shipped runs take {total / 2**20:.1f} MB, more than 25"
@@ -57,7 +49,7 @@ def test_the_shipped_runs_are_small_and_complete():
 
 @pytest.mark.parametrize("entry", SHIPPED_RUNS, ids=[s.name for s in SHIPPED_RUNS])
 def test_a_shipped_run_samples_and_reproduces_its_check(entry, tmp_path):
-    need_real_data()
+    require_real_fashion_mnist()
     run = get(entry.name, tmp_path / entry.name)
     s = genlab.sample(run, 4, seed=0)
     assert s.images.shape[0] == 4 and s.images.min() >= 0 and s.images.max() <= 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import os
 import shutil
 import socket
 import threading
@@ -14,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import idx_bytes, synthetic_fashion_mnist, write_fashion_mnist, write_idx
+from helpers import (
+    idx_bytes,
+    require_real_fashion_mnist,
+    synthetic_fashion_mnist,
+    write_fashion_mnist,
+    write_idx,
+)
 
 from genlab.data import DataSpec, load_data
 from genlab.data import fashion_mnist as fm
@@ -228,10 +233,7 @@ def test_reload_after_file_changes(fmnist_dir, tmp_path):
 
 
 def test_real_fashion_mnist_loads_fully():
-    if not all((fm.SYSTEM_DIR / (stem + ".gz")).is_file() for p in fm.FILES.values() for stem in p):
-        if os.environ.get("GENLAB_REQUIRE_REAL_DATA") == "1":
-            pytest.fail(f"GENLAB_REQUIRE_REAL_DATA=1 but Fashion-MNIST is not in {fm.SYSTEM_DIR}")
-        pytest.skip(f"the real Fashion-MNIST is not installed in {fm.SYSTEM_DIR}")
+    require_real_fashion_mnist()
     train = fm.load_fashion_mnist("train", data_dir=fm.SYSTEM_DIR)
     test = fm.load_fashion_mnist("test", data_dir=fm.SYSTEM_DIR)
     assert train.images.shape == (60_000, 1, 28, 28) and test.images.shape == (10_000, 1, 28, 28)

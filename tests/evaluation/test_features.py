@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
+from helpers import require_real_fashion_mnist
 
 from genlab.cli import main
 from genlab.data import fashion_mnist as fm
@@ -26,10 +25,7 @@ def test_shipped_weights_load_and_are_small():
 
 
 def test_shipped_weights_reproduce_their_recorded_test_accuracy():
-    if not (fm.SYSTEM_DIR / "t10k-images-idx3-ubyte.gz").is_file():
-        if os.environ.get("GENLAB_REQUIRE_REAL_DATA") == "1":
-            pytest.fail(f"GENLAB_REQUIRE_REAL_DATA=1 but Fashion-MNIST is not in {fm.SYSTEM_DIR}")
-        pytest.skip(f"the real Fashion-MNIST is not installed in {fm.SYSTEM_DIR}")
+    require_real_fashion_mnist()
     test = fm.load_fashion_mnist("test", data_dir=fm.SYSTEM_DIR)
     net = load_feature_network()
     accuracy = evaluate_accuracy(net.classifier, test)

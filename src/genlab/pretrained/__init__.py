@@ -141,6 +141,7 @@ def ship(
         machine: where it was trained (CPU model, cores, precision).
         root: the folder of shipped runs.
     """
+    from genlab.io import write_json
     from genlab.runs import checkpoint_dir, read_config
 
     run = Path(run)
@@ -168,7 +169,7 @@ def ship(
     weights = "ema.safetensors" if (run / "ema.safetensors").is_file() else "model.safetensors"
     for file in ("config.json", weights):
         shutil.copyfile(run / file, folder / file)
-    (folder / PROVENANCE).write_text(json.dumps(record, indent=2) + "\n")
+    write_json(folder / PROVENANCE, record)
     return folder
 
 
