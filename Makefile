@@ -8,12 +8,12 @@ STAMP := $(VENV)/.genlab-installed
 FMNIST := /usr/share/datasets/fashion-mnist
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test setup data lint docs format bench clean
+.PHONY: demo test setup data browser lint docs format bench screenshots app clean
 
 demo: setup data
 	$(BIN)/genlab demo --out demo
 
-test: setup data lint docs
+test: setup data browser lint docs
 	GENLAB_REQUIRE_REAL_DATA=$${CI:+1} $(BIN)/python -m pytest -n 2 --dist loadfile
 
 setup: $(STAMP)
@@ -32,6 +32,22 @@ data:
 			dataset-fashion-mnist >/dev/null) || echo "apt could not install dataset-fashion-mnist"; \
 	else echo "Fashion-MNIST not in $(FMNIST): run 'sudo apt-get install dataset-fashion-mnist'" \
 		"or '$(BIN)/genlab data fetch fashion-mnist'"; fi
+
+# Chromium for the browser test (tests/test_app_browser.py), from Debian through apt as root, as
+# the data; Playwright (pip, in .[test]) drives it. Elsewhere the test says what is missing.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium >/dev/null) || echo "apt could not install chromium"; \
+	else echo "Chromium not in /usr/bin: run 'sudo apt-get install chromium' for the browser test"; fi
+
+# The app's screenshots in the README and docs, taken by the browser test's own tour.
+screenshots: setup data browser
+	$(BIN)/python tests/test_app_browser.py docs/img/app
+
+app: setup data
+	$(BIN)/genlab app
 
 lint: setup
 	$(BIN)/ruff format --check src tests bench scripts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -82,3 +83,21 @@ def test_bad_arguments_error():
         train_toy("ring", "lsgan")
     with pytest.raises(GenlabError, match=">= 1"):
         train_toy("ring", steps=0)
+
+
+def test_streamed_training_yields_what_train_toy_collects_and_draws_d_under_the_points():
+    from genlab.toy2d import frame, toy_training
+
+    shots = list(toy_training("ring", "ns", steps=30, snapshot_every=10, n_samples=64, seed=3))
+    result = train_toy("ring", "ns", steps=30, snapshot_every=10, n_samples=64, seed=3)
+    assert [s.step for s in shots] == [step for step, _ in result.snapshots] == [0, 10, 20, 30]
+    assert torch.equal(shots[-1].samples, result.samples)
+    assert math.isnan(shots[0].losses[0]) and all(math.isfinite(v) for v in shots[-1].losses)
+    image = frame(shots[-1])
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50  # a heat map, not a flat background
+    # the discriminator's own learning rate: another D, other samples
+    slow_d = train_toy("ring", "ns", steps=30, snapshot_every=10, n_samples=64, seed=3, lr_d=1e-4)
+    assert not torch.equal(slow_d.samples, result.samples)
+    with pytest.raises(GenlabError, match="learning rates must be > 0"):
+        list(toy_training(lr_d=0.0))

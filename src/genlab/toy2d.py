@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -176,13 +177,26 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def train_toy(
+class ToySnapshot(NamedTuple):
+    """One moment of a toy GAN's training, as `toy_training` yields it."""
+
+    step: int
+    samples: torch.Tensor  # (n_samples, 2): G of the fixed noise batch
+    coverage: Coverage
+    centres: torch.Tensor  # (k, 2)
+    std: float
+    discriminator: nn.Module  # D at this step (live: it keeps training after the yield)
+    losses: tuple[float, float]  # (D's loss, G's loss) of the last step; nan at step 0
+
+
+def toy_training(
     data: str = "ring",
     loss: str = "ns",
     *,
     steps: int = 2000,
     batch: int = 128,
     lr: float = 2e-3,
+    lr_d: float | None = None,
     seed: int = 0,
     snapshot_every: int = 100,
     n_samples: int = 1000,
@@ -193,38 +207,19 @@ def train_toy(
     n_critic: int = 1,
     gp_weight: float = 0.1,
     betas: tuple[float, float] = (0.5, 0.9),
-) -> ToyResult:
-    """Train a toy GAN on fresh mixture samples every step; deterministic given `seed`.
-
-    Runs on one thread (see `_one_thread`). The global RNG is left untouched.
-
-    Args:
-        data: "ring" or "grid".
-        loss: a key of `genlab.models.gan.LOSSES` ("minimax", "ns", "hinge", "wgan-gp").
-        steps: generator steps.
-        batch: real and fake points per step.
-        lr: Adam learning rate of both players.
-        seed: seeds the weights, the data and the noise.
-        snapshot_every: steps between snapshots (plus one at step 0 and one at the end).
-        n_samples: points per snapshot, all from one fixed noise batch.
-        std: the modes' standard deviation; None takes the data's default (DEFAULT_STD).
-        collapse: zero the generator's input noise (a deliberately collapsed generator).
-        latent_dim, hidden: size of z and of the three hidden layers of both MLPs. z is 2-D like
-            the data: with 16 dimensions the ring took far longer (1500 steps, std 0.05, seeds
-            0-2: 6, 1 and 1 modes covered against 7, 5 and 8 with 2).
-        n_critic: discriminator steps per generator step.
-        gp_weight: gradient-penalty weight for "wgan-gp". 0.1, not the images' 10: on the ring
-            (std 0.1, 400 steps, n_critic 5, seed 0) 0.1 covered 8 of 8 modes and 10 none.
-        betas: Adam's betas for both players. beta2 = 0.9 (as in Gulrajani et al. 2017) adapts
-            faster than 0.999: with it 400 steps covered 6-8 of 8 modes (std 0.1, seeds 0-7),
-            with (0.5, 0.999) and lr 5e-3 0-8.
-    """
+) -> Iterator[ToySnapshot]:
+    """Train a toy GAN, yielding a snapshot at step 0, every `snapshot_every` steps and at the
+    end (`train_toy` collects them; the web app's GAN lab draws each as it comes). The arguments
+    are `train_toy`'s; `lr_d` is the discriminator's learning rate (None: `lr`)."""
     if data not in DATASETS:
         raise GenlabError(f"data must be one of {sorted(DATASETS)}, got {data!r}")
     if loss not in LOSSES:
         raise GenlabError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     if min(steps, batch, snapshot_every, n_samples, n_critic) < 1:
         raise GenlabError("steps, batch, snapshot_every, n_samples and n_critic must be >= 1")
+    lr_d = lr if lr_d is None else lr_d
+    if not (lr > 0 and lr_d > 0):
+        raise GenlabError(f"learning rates must be > 0, got {lr} (G) and {lr_d} (D)")
     std = DEFAULT_STD[data] if std is None else std
     sample_data = DATASETS[data]
     d_loss_fn, g_loss_fn = LOSSES[loss]
@@ -235,19 +230,19 @@ def train_toy(
         G = ToyGenerator(latent_dim, hidden, collapse)
         D = ToyDiscriminator(hidden)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas, fused=True)
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas, fused=True)
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas, fused=True)
     z_fixed = torch.randn(n_samples, latent_dim, generator=gen)
     centres = sample_data(1, std=std, generator=gen).centres
-    snapshots, coverage = [], []
+    losses = (math.nan, math.nan)
 
-    def snapshot(step: int) -> None:
+    def snapshot(step: int) -> ToySnapshot:
         with torch.no_grad():
             samples = G(z_fixed)  # (n_samples, 2)
-        snapshots.append((step, samples))
-        coverage.append(mode_coverage_2d(samples, centres, std))
+        cover = mode_coverage_2d(samples, centres, std)
+        return ToySnapshot(step, samples, cover, centres, std, D, losses)
 
     with _one_thread():
-        snapshot(0)
+        yield snapshot(0)
         for step in range(1, steps + 1):
             # 1. n_critic discriminator steps on fresh real points and detached fakes
             for _ in range(n_critic):
@@ -268,8 +263,66 @@ def train_toy(
             loss_g.backward()
             opt_g.step()
             if step % snapshot_every == 0 or step == steps:
-                snapshot(step)
-    return ToyResult(data, loss, snapshots, coverage, snapshots[-1][1], centres, std)
+                losses = (loss_d.item(), loss_g.item())
+                yield snapshot(step)
+
+
+def train_toy(
+    data: str = "ring",
+    loss: str = "ns",
+    *,
+    steps: int = 2000,
+    batch: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    snapshot_every: int = 100,
+    n_samples: int = 1000,
+    std: float | None = None,
+    collapse: bool = False,
+    latent_dim: int = 2,
+    hidden: int = 64,
+    n_critic: int = 1,
+    gp_weight: float = 0.1,
+    betas: tuple[float, float] = (0.5, 0.9),
+    lr_d: float | None = None,
+) -> ToyResult:
+    """Train a toy GAN on fresh mixture samples every step; deterministic given `seed`.
+
+    Runs on one thread (see `_one_thread`). The global RNG is left untouched.
+
+    Args:
+        data: "ring" or "grid".
+        loss: a key of `genlab.models.gan.LOSSES` ("minimax", "ns", "hinge", "wgan-gp").
+        steps: generator steps.
+        batch: real and fake points per step.
+        lr: Adam learning rate of the generator (and of the discriminator unless `lr_d`).
+        seed: seeds the weights, the data and the noise.
+        snapshot_every: steps between snapshots (plus one at step 0 and one at the end).
+        n_samples: points per snapshot, all from one fixed noise batch.
+        std: the modes' standard deviation; None takes the data's default (DEFAULT_STD).
+        collapse: zero the generator's input noise (a deliberately collapsed generator).
+        latent_dim, hidden: size of z and of the three hidden layers of both MLPs. z is 2-D like
+            the data: with 16 dimensions the ring took far longer (1500 steps, std 0.05, seeds
+            0-2: 6, 1 and 1 modes covered against 7, 5 and 8 with 2).
+        n_critic: discriminator steps per generator step.
+        gp_weight: gradient-penalty weight for "wgan-gp". 0.1, not the images' 10: on the ring
+            (std 0.1, 400 steps, n_critic 5, seed 0) 0.1 covered 8 of 8 modes and 10 none.
+        betas: Adam's betas for both players. beta2 = 0.9 (as in Gulrajani et al. 2017) adapts
+            faster than 0.999: with it 400 steps covered 6-8 of 8 modes (std 0.1, seeds 0-7),
+            with (0.5, 0.999) and lr 5e-3 0-8.
+        lr_d: the discriminator's learning rate (None: `lr`).
+    """
+    shots = list(toy_training(
+        data, loss, steps=steps, batch=batch, lr=lr, lr_d=lr_d, seed=seed,
+        snapshot_every=snapshot_every, n_samples=n_samples, std=std, collapse=collapse,
+        latent_dim=latent_dim, hidden=hidden, n_critic=n_critic, gp_weight=gp_weight,
+        betas=betas,
+    ))  # fmt: skip
+    last = shots[-1]
+    return ToyResult(
+        data, loss, [(s.step, s.samples) for s in shots], [s.coverage for s in shots],
+        last.samples, last.centres, last.std,
+    )  # fmt: skip
 
 
 # -- pictures ----------------------------------------------------------------------------------
@@ -295,8 +348,7 @@ def animate(result: ToyResult, path_gif: str | os.PathLike, duration_ms: int = 2
     from genlab.images import save_gif
 
     centres = result.centres.numpy()
-    margin = 0.25 * float(np.ptp(centres, axis=0).max()) + 0.5
-    lo, hi = centres.min(0) - margin, centres.max(0) + margin
+    lo, hi = _limits(centres)
     k = len(centres)
     frames = []
     for (step, samples), cov in zip(result.snapshots, result.coverage, strict=True):
@@ -318,3 +370,41 @@ def animate(result: ToyResult, path_gif: str | os.PathLike, duration_ms: int = 2
         )
         frames.append(_render(fig))
     return save_gif(path_gif, frames, duration_ms=duration_ms)
+
+
+def _limits(centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The plotting window around a mixture's modes."""
+    margin = 0.25 * float(np.ptp(centres, axis=0).max()) + 0.5
+    return centres.min(0) - margin, centres.max(0) + margin
+
+
+@torch.no_grad()
+def frame(
+    shot: ToySnapshot, title: str = "", size: float = 4.5, resolution: int = 120
+) -> np.ndarray:
+    """One snapshot as an RGB image: D's output as a heat map under the samples and the modes
+    (the GAN Lab view: where D says "real" is warm). Returns (H, W, 3) uint8."""
+    from matplotlib.figure import Figure
+
+    centres = shot.centres.numpy()
+    lo, hi = _limits(centres)
+    xs, ys = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    grid_points = torch.from_numpy(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)).float()
+    with _one_thread():
+        heat = shot.discriminator(grid_points).reshape(resolution, resolution).numpy()
+    fig = Figure(figsize=(size, size), dpi=80, layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(heat, origin="lower", extent=(lo[0], hi[0], lo[1], hi[1]), cmap="RdBu_r",
+              alpha=0.55, aspect="auto")  # fmt: skip
+    pts = shot.samples.numpy()
+    ax.scatter(centres[:, 0], centres[:, 1], s=80, facecolors="none", edgecolors="k")
+    ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.7, color="C2", linewidths=0)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    k, cov = len(centres), shot.coverage
+    ax.set_title(title or f"step {shot.step}: {cov.modes_covered}/{k} modes, "
+                 f"{cov.high_quality:.0%} high quality", fontsize="small")  # fmt: skip
+    return _render(fig)

@@ -16,6 +16,7 @@ import sys
 import click
 
 from genlab.cli import (
+    app,
     autoregressive,
     data,
     demo,
@@ -56,6 +57,7 @@ for module in (
     data,
     sd,
     pretrained,
+    app,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import GenlabError
-from genlab.rl.env import EnvInfo, EnvSpec, describe
+from genlab.rl.env import EVAL_SEED, EnvInfo, EnvSpec, describe
 from genlab.rl.episodes import Protocol, greedy_returns, rendered_episodes, summary
 
 
@@ -80,9 +80,10 @@ def describe_record(record: dict[str, Any]) -> str:
 
 def play(
     run: str | os.PathLike, out: str | os.PathLike, episodes: int = 3, width: int = 320,
-    every: int = 1,
+    every: int = 1, first_episode: int = 0,
 ) -> tuple[Path, list[float], int]:  # fmt: skip
-    """An animated GIF of greedy episodes (seeded like the evaluation's first episodes).
+    """An animated GIF of greedy episodes (seeded like the evaluation's episodes, from its
+    `first_episode`-th).
 
     Returns:
         The GIF's path, each episode's return and the number of frames.
@@ -95,7 +96,9 @@ def play(
     if episodes <= 0:
         raise GenlabError(f"--episodes {episodes}: give a positive number of episodes")
     model, info = load_agent(run, "genlab play")
-    frames, returns = rendered_episodes(model.act, info, episodes, every=every)
+    frames, returns = rendered_episodes(
+        model.act, info, episodes, first_seed=EVAL_SEED + first_episode, every=every
+    )
     h, w = frames[0].shape[:2]
     size = (width, max(1, round(h * width / w)))
     resample = Image.NEAREST if w < width else Image.BILINEAR  # MinAtar's 10x10 stays crisp

@@ -1,0 +1,65 @@
+"""`genlab app` (the library's `genlab.app.serve`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from genlab.cli.common import echo
+
+
+@click.command()
+@click.option(
+    "--runs",
+    type=click.Path(path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder of run directories to list next to the shipped runs.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but 127.0.0.1 exposes the app to your network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7860,
+    show_default=True,
+    help="Port (0: any free port).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the pictures the app makes (default: a new temporary folder).",
+)
+@click.option(
+    "--shipped/--no-shipped",
+    default=True,
+    show_default=True,
+    help="List the runs that ship with genlab.",
+)
+def app(runs: Path, host: str, port: int, out: Path | None, shipped: bool) -> None:
+    """A local web app: sample any run, explore latent spaces, scrub the diffusion process,
+    prompt the text-to-image model, train a 2-D GAN live, compare runs, watch a PixelCNN write
+    and a DQN play. Listens on 127.0.0.1 only unless --host says otherwise; Ctrl-C stops it."""
+    from genlab.app import LOCAL_HOSTS, serve
+
+    if host not in LOCAL_HOSTS:
+        echo(
+            f"warning: --host {host} serves the app to every machine that can reach this "
+            "address; nothing here asks for a password"
+        )
+    if not runs.is_dir():
+        echo(f"note: {runs} does not exist yet; listing only the shipped runs")
+
+    def ready(url: str) -> None:
+        echo(f"genlab app on {url} (Ctrl-C stops it)")
+
+    serve(runs, host, port, out, shipped, block=True, on_ready=ready)
+
+
+COMMANDS = [app]
