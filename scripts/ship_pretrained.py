@@ -18,6 +18,7 @@ from pathlib import Path
 import genlab
 from genlab.evaluation.evaluate import EvalConfig
 from genlab.pretrained import SHIPPED, ship
+from genlab.rl.agent import is_agent
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -36,11 +37,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, default=SHIPPED)
     args = parser.parse_args(argv)
     sampling = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
-    if args.eval_json:
-        full = json.loads(args.eval_json.read_text())
+    if is_agent(args.run):  # greedy episodes: 100 for the record, --check-n (20) for the tests
+        from genlab.rl.agent import evaluate_agent
+
+        evaluate = lambda n: evaluate_agent(args.run, n)[0]  # noqa: E731
+        n, check_n = 100, min(args.check_n, 20)
     else:
-        full, _ = genlab.evaluate(args.run, config=EvalConfig(n=args.n), progress=True, **sampling)
-    check, _ = genlab.evaluate(args.run, config=EvalConfig(n=args.check_n), **sampling)
+        evaluate = lambda n: genlab.evaluate(args.run, config=EvalConfig(n=n), **sampling)[0]  # noqa: E731
+        n, check_n = args.n, args.check_n
+    full = json.loads(args.eval_json.read_text()) if args.eval_json else evaluate(n)
+    check = evaluate(check_n)
     folder = ship(
         args.run,
         args.name,
@@ -51,8 +57,12 @@ def main(argv: list[str] | None = None) -> None:
         machine=args.machine,
         root=args.root,
     )
-    print(f"wrote {folder}: FD {full['metrics']['fd']:.1f} (n = {full['n']}), "
-          f"check FD {check['metrics']['fd']:.1f} (n = {check['n']})")  # fmt: skip
+    if "episodes" in full:
+        print(f"wrote {folder}: mean return {full['mean']:.1f} ({full['episodes']} episodes), "
+              f"check {check['mean']:.1f} ({check['episodes']})")  # fmt: skip
+    else:
+        print(f"wrote {folder}: FD {full['metrics']['fd']:.1f} (n = {full['n']}), "
+              f"check FD {check['metrics']['fd']:.1f} (n = {check['n']})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -18,20 +18,21 @@ def pretrained() -> None:
 
 @pretrained.command("list")
 def list_() -> None:
-    """The shipped runs: name, family, training, FD at n = 10,000 and what each is."""
+    """The shipped runs: name, family, training, their score (FD at n = 10,000; an agent's
+    mean greedy return) and what each is."""
     from genlab.pretrained import shipped
 
     runs = shipped()
     if not runs:
         echo("this installation ships no trained runs")
         return
-    rows = [("name", "family", "steps", "minutes", "FD", "summary")]
+    rows = [("name", "family", "steps", "minutes", "score", "summary")]
     for s in runs:
         p = s.provenance
         minutes = f"{p['train_seconds'] / 60:.0f}" if p.get("train_seconds") else "?"
-        fd = s.metrics.get("fd")
-        rows.append((s.name, s.family, f"{p.get('steps') or '?'}", minutes,
-                     f"{fd:.1f}" if fd is not None else "", s.summary))  # fmt: skip
+        fd, mean = s.metrics.get("fd"), s.metrics.get("mean")
+        score = f"FD {fd:.1f}" if fd is not None else f"return {mean:g}" if mean is not None else ""
+        rows.append((s.name, s.family, f"{p.get('steps') or '?'}", minutes, score, s.summary))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])

@@ -23,10 +23,11 @@ from genlab.errors import GenlabError
 SHIPPED = Path(__file__).parent / "runs"
 PROVENANCE = "provenance.json"
 SCHEMA = "genlab.pretrained/1"
-FILES = ("config.json", "ema.safetensors", "model.safetensors")
-"""What a shipped run keeps of its run directory: the config and the weights `genlab.load`
-reads (the EMA weights where the run has them, else the model's). No training state: a shipped
-run samples and evaluates; to train further, train a run of your own with its command."""
+FILES = ("config.json", "ema.safetensors", "model.safetensors", "metrics.csv")
+"""What a shipped run keeps of its run directory: the config, the weights `genlab.load` reads
+(the EMA weights where the run has them, else the model's) and its training curves (`genlab
+plot`). No training state: a shipped run samples and evaluates; to train further, train a run of
+your own with its command."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Shipped:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """The n = 10,000 evaluation's headline metrics (fd, precision, recall, ...)."""
+        """The evaluation's headline metrics: an image run's at n = 10,000 (fd, precision,
+        recall, ...), an agent's over its greedy episodes (mean, std, min, max)."""
         return self.provenance.get("eval", {}).get("metrics", {})
 
 
@@ -108,6 +110,8 @@ def get(name: str, out: str | os.PathLike, root: Path = SHIPPED) -> Path:
 
 def headline(record: dict[str, Any]) -> dict[str, Any]:
     """The metrics of a `genlab eval` record that a shipped run keeps."""
+    if "episodes" in record:  # an agent: returns of greedy episodes
+        return {k: record[k] for k in ("mean", "std", "min", "max") if k in record}
     m = record["metrics"]
     keep = ("fd", "kid_mean", "precision", "recall", "coverage", "modes_covered")
     out = {k: m[k] for k in keep if m.get(k) is not None}
@@ -167,14 +171,18 @@ def ship(
     }
     folder.mkdir(parents=True)
     weights = "ema.safetensors" if (run / "ema.safetensors").is_file() else "model.safetensors"
-    for file in ("config.json", weights):
-        shutil.copyfile(run / file, folder / file)
+    for file in ("config.json", weights, "metrics.csv"):
+        if (run / file).is_file():
+            shutil.copyfile(run / file, folder / file)
     write_json(folder / PROVENANCE, record)
     return folder
 
 
 def _eval_entry(record: dict[str, Any]) -> dict[str, Any]:
     """What a shipped run keeps of an eval record: how it was made and its headline metrics."""
+    if "episodes" in record:  # an agent's record (genlab eval on an agent run)
+        return {"n": record["episodes"], "seed": None, "protocol": record.get("protocol"),
+                "sampling": {}, "metrics": headline(record), "references": {}}  # fmt: skip
     return {
         "n": record["n"],
         "seed": record["seed"],
