@@ -116,7 +116,7 @@ def test_ship_then_get_round_trips_a_trained_run(tmp_path, fmnist_dir):
                   evaluation=fake_record(10_000, 50.0), check=fake_record(100, 60.0),
                   machine="test", root=root)  # fmt: skip
     assert sorted(f.name for f in folder.iterdir()) == ["config.json", "ema.safetensors",
-                                                        PROVENANCE]  # fmt: skip
+                                                        "metrics.csv", PROVENANCE]  # fmt: skip
     entry = find("tiny", root)
     assert (entry.family, entry.summary, entry.metrics["fd"]) == ("vae", "a tiny VAE", 50.0)
     p = entry.provenance
