@@ -187,6 +187,7 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
     out = tmp_path / "demo"
     args = [
         "demo",
+        "--retrain",
         "--out",
         str(out),
         "--minutes",
@@ -259,7 +260,39 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
     assert "http-equiv='refresh'" not in html
     first_width = re.search(r"<img src='samples.png' alt='Samples' width='(\d+)'", html)
     assert int(first_width.group(1)) == 3 * Image.open(out / "samples.png").size[0]
+    assert "Every run here was trained on this machine" in html and "(shipped)" not in html
     assert main(args) == 0  # a second run reuses the trained demo run
+    assert "reusing the trained demo run" in capsys.readouterr().out
+
+
+def test_demo_explores_the_shipped_runs_and_trains_one_live(tmp_path, capsys, fmnist_dir):
+    from helpers import require_real_fashion_mnist
+
+    from genlab.pretrained import shipped_names
+
+    require_real_fashion_mnist()  # the shipped runs' pictures encode real test images
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--pixelcnn-minutes", "0", "--rl-steps", "0",
+            "--diffusion-minutes", "0.05",  # a budget only where a run is not shipped
+            "--live-minutes", "0.05", "--live-eval-n", "100", "--data-dir", str(fmnist_dir),
+            "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    said = capsys.readouterr().out
+    html = (out / "index.html").read_text()
+    used = {"vae": "run", "dcgan": "gan-run", "stylegan": "stylegan-run", "ldm": "ldm-run"}
+    for name, folder in used.items():
+        if name in shipped_names():
+            assert f"using the shipped run {name} " in said
+            assert (out / folder / "provenance.json").is_file()
+            assert f"The shipped run <b>{name}</b>" in html or name == "stylegan"
+    assert "Recorded evaluation" in html and "(shipped)" in html
+    # the live section trains a DCGAN now and evaluates it in full
+    assert "training a gan on Fashion-MNIST for 0.05 minutes" in said
+    assert (out / "live_samples.png").is_file() and (out / "live_curves.png").is_file()
+    assert "<h2 id='live'>" in html and "floor: training images" in html
+    for picture in ("samples", "gan_samples", "stylegan_mix", "ldm_denoise", "live_gradients"):
+        assert f"{picture}.png" in html and (out / f"{picture}.png").is_file()
+    assert main(args) == 0  # again: the copies and the live run are reused
     assert "reusing the trained demo run" in capsys.readouterr().out
 
 

@@ -1,6 +1,7 @@
-"""`genlab demo`: train a VAE, a GAN and latent diffusion models on Fashion-MNIST for a few
-minutes each, draw every picture, evaluate, and keep index.html up to date after every section
-(a reader can open it while the rest trains: it reloads itself until the demo is done).
+"""`genlab demo`: every family's pictures from the runs that ship trained with genlab, one small
+model trained live to show the engine, and index.html kept up to date after every picture (a
+reader can open it while the rest is drawn: it reloads itself until the demo is done).
+`retrain=True` (`genlab demo --retrain`) trains every section itself instead, a few minutes each.
 
 `run_demo(DemoConfig(...), say=print)` is the command in Python; `say` receives the progress
 lines (the library prints nothing itself).
@@ -12,7 +13,7 @@ import html
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,7 +25,12 @@ from genlab.errors import GenlabError
 class DemoConfig:
     """Attributes:
     out: the folder of the demo (runs, pictures, index.html).
-    minutes: training budget of the VAE.
+    retrain: train every section for its budget below instead of copying the shipped runs
+        (a demo run trained before is reused: delete it to train it again).
+    live_minutes: budget of the DCGAN trained live to show the engine (0 skips it; with
+        `retrain` every section trains, and this one is skipped).
+    live_eval_n: samples `genlab eval` scores for the live run (0 skips its evaluation).
+    minutes: training budget of the VAE (with `retrain`, or where no shipped run exists).
     gan_minutes: budget of the GAN (0 skips the GAN section).
     stylegan_minutes: budget of the StyleGAN (0 skips the StyleGAN section).
     diffusion_minutes: budget of each diffusion run: the first-stage VAE, a latent diffusion
@@ -32,13 +38,16 @@ class DemoConfig:
     pixelcnn_minutes: budget of the PixelCNN (0 skips the autoregressive section).
     rl_steps: environment steps of the DQN on CartPole (0 skips the reinforcement-learning
         section, which also trains a Q-table on FrozenLake).
-    eval_n: samples `genlab eval` scores for the VAE and the GAN (0 skips evaluation).
+    eval_n: samples `genlab eval` scores for a VAE and a GAN the demo trains (0 skips it;
+        shipped runs show their recorded n = 10,000 evaluation).
     data_dir: the Fashion-MNIST IDX directory (None: the usual places).
-    retrain: train again even where a demo run exists.
     progress: show progress bars.
     """
 
     out: Path = Path("demo")
+    retrain: bool = False
+    live_minutes: float = 1.5
+    live_eval_n: int = 2_000
     minutes: float = 3.0
     gan_minutes: float = 3.0
     stylegan_minutes: float = 3.0
@@ -47,7 +56,6 @@ class DemoConfig:
     rl_steps: int = 30_000
     eval_n: int = 10_000
     data_dir: Path | None = None
-    retrain: bool = False
     progress: bool = True
 
 
@@ -61,12 +69,13 @@ class Figure(NamedTuple):
 
 
 class Trained(NamedTuple):
-    """What training a demo run took."""
+    """What training a demo run took (a shipped run: what training it took when shipped)."""
 
     run: Path
     family: str
     steps: int
     seconds: float
+    shipped: str | None = None  # the shipped run's name
 
 
 @dataclass
@@ -79,6 +88,7 @@ class Section:
     trained: list[Trained] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
+    recorded: dict[str, Any] | None = None  # a shipped run's provenance (its n = 10,000 eval)
 
 
 FIRST_STAGE = {"latent_channels": 4, "beta": 0.1}
@@ -107,15 +117,23 @@ def demo_run(
     say,
     retrain: bool,
     steps: int | None = None,
+    shipped: str | None = None,
     **options,
 ) -> Trained:
-    """Train a demo run for `minutes` on Fashion-MNIST (or, for an agent, `steps` environment
-    steps), or reuse the one already there."""
+    """The shipped run `shipped` copied into `run` (unless `config.retrain`), else train a demo
+    run for `minutes` on Fashion-MNIST (or, for an agent, `steps` environment steps), or reuse
+    the one already there."""
+    from genlab.pretrained import PROVENANCE, shipped_names
     from genlab.runs import checkpoint_dir, read_config, write_json
     from genlab.training import create, train
     from genlab.training.checkpoint import load_checkpoint
 
+    if shipped is not None and not config.retrain and shipped in shipped_names():
+        return _shipped_run(run, shipped, family, say)
     done = (run / "config.json").is_file() and checkpoint_dir(run) is not None
+    if (run / PROVENANCE).is_file():  # a shipped copy from an earlier demo: train instead
+        shutil.rmtree(run)
+        done = False
     if done and not retrain:
         say(f"reusing the trained demo run {run} (use --retrain to train again)")
         trainer = load_checkpoint(run).trainer
@@ -135,6 +153,30 @@ def demo_run(
     result = train(run, progress=config.progress)
     say(f"trained {result.step} steps at {result.images_per_s:.0f} {result.rate_unit}/s")
     return Trained(run, family, result.step, result.elapsed_s)
+
+
+def _shipped_run(run: Path, name: str, family: str, say) -> Trained:
+    """The shipped run `name` in `run` (copied there unless an earlier demo did)."""
+    from genlab.pretrained import PROVENANCE, find, get
+    from genlab.runs import read_config
+
+    source = find(name)
+    if not (run / PROVENANCE).is_file():
+        if run.exists():
+            if not (run / "config.json").is_file() or not read_config(run).get("demo"):
+                raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
+            shutil.rmtree(run)  # a run an earlier `genlab demo --retrain` trained
+        get(name, run)
+    say(f"using the shipped run {name} ({source.summary}) in {run}")
+    p = source.provenance
+    return Trained(run, family, p.get("steps") or 0, p.get("train_seconds") or 0.0, name)
+
+
+def _recorded(trained: Trained) -> dict[str, Any] | None:
+    """A shipped run's provenance (for its recorded evaluation), None for a trained run."""
+    from genlab.pretrained import find
+
+    return find(trained.shipped).provenance if trained.shipped else None
 
 
 def _evaluate(run: Path, config: DemoConfig, say, text: str) -> dict[str, Any]:
@@ -161,7 +203,8 @@ def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "run"
-    section.trained.append(demo_run(run, "vae", config.minutes, config, say, config.retrain))
+    trained = demo_run(run, "vae", config.minutes, config, say, False, shipped="vae")
+    section.trained.append(trained)
     r = "run"
     figures = [
         ("samples.png", "Samples", "64 images decoded from z ~ N(0, I).",
@@ -189,10 +232,28 @@ def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
         ("loss.png", "Training curves", "Loss, reconstruction and KL terms, learning rate.",
          f"genlab plot {r} --out loss.png", lambda p: pictures.plot(run, p)),
     ]  # fmt: skip
+    conditional = out / "cvae-run"
+    if _available("cvae", config):
+        section.trained.append(demo_run(conditional, "vae", None, config, say, False,
+                                        shipped="cvae"))  # fmt: skip
+        figures += [
+            ("cvae_samples.png", "A conditional VAE: one class per column",
+             "decode(z, y): the same z along each row, the class y along each column.",
+             "genlab sample cvae-run --n 100 --out cvae_samples.png",
+             lambda p: save_samples(sample(conditional, 100), p)),
+        ]  # fmt: skip
     _draw(out, section, figures, write)
-    if config.eval_n:
+    section.recorded = _recorded(trained)
+    if config.eval_n and section.recorded is None:
         section.evaluation = _evaluate(run, config, say, "evaluation.txt")
-        write()
+    write()
+
+
+def _available(name: str, config: DemoConfig) -> bool:
+    """Whether the demo uses the shipped run `name` (not retraining, and it ships)."""
+    from genlab.pretrained import shipped_names
+
+    return not config.retrain and name in shipped_names()
 
 
 def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
@@ -201,7 +262,8 @@ def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "gan-run"
-    trained = demo_run(run, "gan", config.gan_minutes, config, say, config.retrain)
+    trained = demo_run(run, "gan", config.gan_minutes, config, say, False,
+                       shipped="dcgan")  # fmt: skip
     section.trained.append(trained)
     r = "gan-run"
     figures = [
@@ -221,10 +283,22 @@ def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
          f"genlab gan-gradients {r} --out gan_gradients.png",
          lambda p: gan.gan_gradients([run], p)),
     ]  # fmt: skip
+    conditional = out / "cgan-run"
+    if _available("cgan", config):
+        section.trained.append(demo_run(conditional, "cgan", None, config, say, False,
+                                        shipped="cgan"))  # fmt: skip
+        figures.append(
+            ("cgan_samples.png", "A conditional GAN: one class per column",
+             "G(z, y) with a projection discriminator and mode seeking: the class y along each "
+             "row, a new z in every image.",
+             "genlab sample cgan-run --n 100 --out cgan_samples.png",
+             lambda p: save_samples(sample(conditional, 100), p)),
+        )  # fmt: skip
     _draw(out, section, figures, write)
-    if config.eval_n:
+    section.recorded = _recorded(trained)
+    if config.eval_n and section.recorded is None:
         section.evaluation = _evaluate(run, config, say, "gan_evaluation.txt")
-        write()
+    write()
 
 
 def _stylegan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
@@ -232,7 +306,8 @@ def _stylegan(config: DemoConfig, say, section: Section, write: Callable[[], Non
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "stylegan-run"
-    trained = demo_run(run, "stylegan", config.stylegan_minutes, config, say, config.retrain)
+    trained = demo_run(run, "stylegan", config.stylegan_minutes, config, say, False,
+                       shipped="stylegan")  # fmt: skip
     section.trained.append(trained)
     r = "stylegan-run"
     figures = [
@@ -258,6 +333,8 @@ def _stylegan(config: DemoConfig, say, section: Section, write: Callable[[], Non
          lambda p: style.path_length(run, n=200).picture.save(p)),
     ]  # fmt: skip
     _draw(out, section, figures, write)
+    section.recorded = _recorded(trained)
+    write()
 
 
 def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
@@ -267,13 +344,19 @@ def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], No
 
     out, minutes = config.out, config.diffusion_minutes
     first, ldm, t2i = out / "vae-4x7x7", out / "ldm-run", out / "txt2img-run"
-    section.trained.append(demo_run(first, "vae", minutes, config, say, config.retrain,
-                                    **FIRST_STAGE))  # fmt: skip
-    retrain = config.retrain or _stale(ldm, first) or _stale(t2i, first)
+    if not (_available("ldm", config) and _available("t2i", config)):
+        section.trained.append(demo_run(first, "vae", minutes, config, say, False,
+                                        **FIRST_STAGE))  # fmt: skip
+    retrain = _stale(ldm, first) or _stale(t2i, first)
     lr = DIFFUSION_TRAIN["lr"]
-    section.trained.append(demo_run(ldm, "ldm", minutes, config, say, retrain, vae=first, lr=lr,
-                                    conditional=True))  # fmt: skip
-    section.trained.append(demo_run(t2i, "txt2img", minutes, config, say, retrain, vae=first))
+    latent_model = demo_run(ldm, "ldm", minutes, config, say, retrain, vae=first, lr=lr,
+                            conditional=True, shipped="ldm")  # fmt: skip
+    section.trained.append(latent_model)
+    section.trained.append(demo_run(t2i, "txt2img", minutes, config, say, retrain, vae=first,
+                                    shipped="t2i"))  # fmt: skip
+    pixel = out / "ddpm-run"
+    if _available("ddpm", config):
+        section.trained.append(demo_run(pixel, "ddpm", None, config, say, False, shipped="ddpm"))
 
     def denoise(path: Path) -> None:
         frames = diffusion.denoise(ldm, 16, 20)
@@ -310,7 +393,17 @@ def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], No
             f"genlab txt2img txt2img-run '{prompt}' --out txt2img_{name}.png",
             lambda p, prompt=prompt: save_samples(sample(t2i, 16, prompt=prompt), p),
         ))  # fmt: skip
+    if _available("ddpm", config):
+        figures.append(
+            ("ddpm_samples.png", "Diffusion in pixel space",
+             "A DDPM whose UNet denoises the 28x28 images themselves (DDIM, 50 steps): slower "
+             "to train than the latent model above, which diffuses 4x7x7 latents.",
+             "genlab sample ddpm-run --n 64 --out ddpm_samples.png",
+             lambda p: save_samples(sample(pixel, 64), p)),
+        )  # fmt: skip
     _draw(out, section, figures, write)
+    section.recorded = _recorded(latent_model)
+    write()
 
 
 def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
@@ -319,9 +412,9 @@ def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], Non
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "pixelcnn-run"
-    section.trained.append(
-        demo_run(run, "pixelcnn", config.pixelcnn_minutes, config, say, config.retrain)
-    )
+    trained = demo_run(run, "pixelcnn", config.pixelcnn_minutes, config, say, False,
+                       shipped="pixelcnn")  # fmt: skip
+    section.trained.append(trained)
     r = "pixelcnn-run"
 
     def order(path: Path) -> None:
@@ -345,6 +438,8 @@ def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], Non
          f"genlab plot {r} --out pixelcnn_loss.png", lambda p: pictures.plot(run, p)),
     ]  # fmt: skip
     _draw(out, section, figures, write)
+    section.recorded = _recorded(trained)
+    write()
 
 
 def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
@@ -353,9 +448,10 @@ def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None])
     from genlab.rl.agent import describe_record, evaluate_agent, play
 
     out, run, table = config.out, config.out / "dqn-run", config.out / "qtable-run"
-    section.trained.append(demo_run(run, "dqn", None, config, say, config.retrain,
-                                    steps=config.rl_steps, env="CartPole-v1"))  # fmt: skip
-    section.trained.append(demo_run(table, "qtable", None, config, say, config.retrain,
+    agent = demo_run(run, "dqn", None, config, say, False, steps=config.rl_steps,
+                     env="CartPole-v1", shipped="dqn")  # fmt: skip
+    section.trained.append(agent)
+    section.trained.append(demo_run(table, "qtable", None, config, say, False,
                                     steps=min(200_000, 10 * config.rl_steps),
                                     env="FrozenLake-v1"))  # fmt: skip
     say("evaluating the agent on 100 seeded greedy episodes (genlab eval dqn-run)")
@@ -366,7 +462,7 @@ def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None])
         tmp.write_text(describe_record(record) + "\n")
     figures = [
         ("dqn_play.gif", "The agent playing CartPole",
-         f"Two greedy episodes of the DQN after {config.rl_steps} environment steps (returns "
+         f"Two greedy episodes of the DQN after {agent.steps} environment steps (returns "
          f"of 100 evaluation episodes: mean {record['mean']:.1f}, min {record['min']:g}).",
          "genlab play dqn-run --episodes 2 --out dqn_play.gif",
          lambda p: play(run, p, episodes=2, every=2)),
@@ -385,6 +481,37 @@ def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None])
          lambda p: q_values(table, p)),
     ]  # fmt: skip
     _draw(out, section, figures, write)
+
+
+def _live(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
+    """A DCGAN trained now, for a minute or two: the engine at work on this machine."""
+    from genlab import pictures
+    from genlab.pictures import gan
+    from genlab.sampling import sample, save_samples
+
+    out, run = config.out, config.out / "live-run"
+    trained = demo_run(run, "gan", config.live_minutes, config, say, False)
+    section.trained.append(trained)
+    r = "live-run"
+    figures = [
+        ("live_samples.png", f"A DCGAN after {trained.seconds / 60:.1f} minutes on this machine",
+         f"64 samples of G(z) after {trained.steps} steps; the shipped DCGAN above had 20 "
+         "CPU-minutes.", f"genlab sample {r} --n 64 --seed 0 --out live_samples.png",
+         lambda p: save_samples(sample(run, 64), p)),
+        ("live_curves.png", "Its training dynamics",
+         "Losses, D(x) and D(G(z)), gradient norms and the classes the samples cover, as logged "
+         "while it trained.", f"genlab plot {r} --out live_curves.png",
+         lambda p: pictures.plot(run, p)),
+        ("live_gradients.png", "Why the non-saturating loss",
+         "The generator's gradient against D(G(z)) for both losses, with this run's points.",
+         f"genlab gan-gradients {r} --out live_gradients.png",
+         lambda p: gan.gan_gradients([run], p)),
+    ]  # fmt: skip
+    _draw(out, section, figures, write)
+    if config.live_eval_n:
+        section.evaluation = _evaluate(run, replace(config, eval_n=config.live_eval_n), say,
+                                       "live_evaluation.txt")  # fmt: skip
+        write()
 
 
 def _draw(out: Path, section: Section, figures: list, write: Callable[[], None]) -> None:
@@ -411,6 +538,10 @@ SECTIONS = (
     ("rl", "Reinforcement learning: Deep Q-Network", _agent,
      "A DQN (Double, 3-step returns, Polyak target) learns CartPole from its 4-number state; "
      "a Q-table learns FrozenLake, where the states can be listed."),
+    ("live", "Training live", _live,
+     "The sections above show runs that ship trained. This one trains a DCGAN on this machine "
+     "now, for a minute or two, with the engine every family uses (bf16 where the CPU has "
+     "it, atomic checkpoints, exact resume), and evaluates it."),
 )  # fmt: skip
 
 
@@ -422,7 +553,8 @@ def run_demo(config: DemoConfig = DemoConfig(), say: Callable[[str], None] = lam
     budgets = {"vae": config.minutes, "gan": config.gan_minutes,
                "stylegan": config.stylegan_minutes,
                "diffusion": config.diffusion_minutes,
-               "pixelcnn": config.pixelcnn_minutes, "rl": config.rl_steps}  # fmt: skip
+               "pixelcnn": config.pixelcnn_minutes, "rl": config.rl_steps,
+               "live": 0 if config.retrain else config.live_minutes}  # fmt: skip
     sections: list[Section] = []
 
     def write(done: bool = False) -> Path:
@@ -469,9 +601,18 @@ def _summary(sections: list[Section]) -> str:
         fd = f"{m['fd']:.1f}" if "fd" in m else "-"
         modes = f"{m['modes_covered']}/{m['modes_total']}" if "modes_covered" in m else "-"
         n = str((s.evaluation or {}).get("config", {}).get("n", "-")) if s.evaluation else "-"
+        if s.recorded is not None and s.evaluation is None:
+            r = s.recorded.get("eval", {})
+            rm = r.get("metrics", {})
+            fd = f"{rm['fd']:.1f}" if "fd" in rm else "-"
+            covered = rm.get("modes_covered")
+            modes = f"{covered}/{len(s.recorded.get('class_names', [])) or 10}" if covered else "-"
+            n = f"{r.get('n', '-')} (shipped)"
         link = f"<a href='#{s.key}'>{html.escape(s.title)}</a>"
         for t in s.trained or [None]:
             what = f"{t.family} ({t.run.name})" if t else "-"
+            if t is not None and t.shipped:
+                what += ", shipped"
             minutes = f"{t.seconds / 60:.1f} min" if t else "-"
             steps = str(t.steps) if t else "-"
             rows.append(
@@ -487,6 +628,32 @@ def _summary(sections: list[Section]) -> str:
     )
 
 
+def _recorded_html(p: dict[str, Any]) -> str:
+    """A shipped run's recorded evaluation and how it was trained."""
+    ev = p.get("eval", {})
+    m = ev.get("metrics", {})
+    names = {"fd": "FD", "kid_mean": "KID", "precision": "precision", "recall": "recall",
+             "coverage": "coverage", "modes_covered": "classes covered",
+             "conditional_accuracy": "conditional accuracy", "mean": "mean return",
+             "std": "std of the return"}  # fmt: skip
+    cells = [(label, m[k]) for k, label in names.items() if m.get(k) is not None]
+    head = "".join(f"<th>{html.escape(label)}</th>" for label, _ in cells)
+    row = "".join(f"<td>{v:.3g}</td>" if isinstance(v, float) else f"<td>{v}</td>"
+                  for _, v in cells)  # fmt: skip
+    sampling = ", ".join(f"{k} {v}" for k, v in ev.get("sampling", {}).items())
+    commands = "<br>".join(f"<code>{html.escape(c)}</code>" for c in p.get("commands", []))
+    minutes = (p.get("train_seconds") or 0) / 60
+    return (
+        f"<h3>Recorded evaluation</h3><table><tr>{head}</tr><tr>{row}</tr></table>"
+        f"<p>The shipped run <b>{html.escape(p['name'])}</b> ({html.escape(p['summary'])}): "
+        f"{p.get('steps')} steps in {minutes:.1f} minutes on {html.escape(p.get('machine', ''))}"
+        f"; scored by <code>genlab eval</code> at n = {ev.get('n')}"
+        + (f" ({html.escape(sampling)})" if sampling else "")
+        + f" when it was shipped. Trained by<br>{commands}<br><code>genlab pretrained info "
+        f"{html.escape(p['name'])}</code> has the whole record.</p>"
+    )
+
+
 def write_index(out_dir: Path, sections: list[Section], seconds: float, done: bool) -> Path:
     """Write out_dir/index.html: a table of contents, one summary table (family, training time,
     steps, FD and modes where measured) and every section's pictures and evaluation."""
@@ -497,6 +664,12 @@ def write_index(out_dir: Path, sections: list[Section], seconds: float, done: bo
         f"<!doctype html><html><head><meta charset='utf-8'>{refresh}",
         f"<title>genlab demo</title><style>{STYLE}</style></head><body>",
         "<h1>genlab demo: generative models on Fashion-MNIST, and a DQN on CartPole</h1>",
+        "<p>Every section but the last uses a run that ships trained with genlab (<code>genlab "
+        "pretrained list</code>); the last trains one now. <code>genlab demo --retrain</code> "
+        "trains every section on this machine instead. <code>genlab app</code> explores the "
+        "same runs interactively.</p>"
+        if any(t.shipped for s in sections for t in s.trained)
+        else "<p>Every run here was trained on this machine by this demo.</p>",
         f"<p>Wall time so far {seconds / 60:.1f} min.</p>" if not done else
         f"<p>Demo wall time {seconds / 60:.1f} min. Every picture shows the command that "
         "makes it (run from this folder).</p>",
@@ -515,6 +688,8 @@ def write_index(out_dir: Path, sections: list[Section], seconds: float, done: bo
                 f"<figcaption>{html.escape(f.caption)}<br><code>{html.escape(f.command)}</code>"
                 "</figcaption></figure>"
             )
+        if s.recorded is not None and s.evaluation is None:
+            parts.append(_recorded_html(s.recorded))
         if s.evaluation is not None:
             run = s.evaluation.get("source", {}).get("run", "")
             parts.append(

@@ -15,8 +15,17 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @click.command()
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), default=Path("demo"),
               show_default=True, help="Where to write the demo.")  # fmt: skip
-@opt(Option("minutes", "float", 3.0, "Training budget of the VAE in minutes.", min=0.0,
-            min_open=True, max=10_000.0))  # fmt: skip
+@opt(Option("retrain", "bool", False,
+            "Train every section on this machine (the budgets below) instead of using the "
+            "shipped runs; a demo run trained before is reused (delete it to train "
+            "again)."))  # fmt: skip
+@opt(Option("live_minutes", "float", 1.5,
+            "Budget of the DCGAN trained live (0 skips it; --retrain trains every section "
+            "instead).", **MINUTES))  # fmt: skip
+@opt(Option("live_eval_n", "int", 2_000, "Samples `genlab eval` scores for the live run.",
+            min=0, max=1_000_000))  # fmt: skip
+@opt(Option("minutes", "float", 3.0, "With --retrain: training budget of the VAE in minutes.",
+            min=0.0, min_open=True, max=10_000.0))  # fmt: skip
 @opt(Option("gan_minutes", "float", 3.0, "Budget of the GAN (0 skips the GAN section).",
             **MINUTES))  # fmt: skip
 @opt(Option("stylegan_minutes", "float", 3.0,
@@ -29,15 +38,16 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @opt(Option("rl_steps", "int", 30_000,
             "Environment steps of the DQN on CartPole (0 skips the reinforcement-learning "
             "section).", min=0, max=10**8))  # fmt: skip
-@opt(Option("eval_n", "int", 10_000, "Samples `genlab eval` scores (0 skips it).", min=0,
-            max=1_000_000))  # fmt: skip
+@opt(Option("eval_n", "int", 10_000,
+            "With --retrain: samples `genlab eval` scores for the VAE and the GAN (0 skips it).",
+            min=0, max=1_000_000))  # fmt: skip
 @opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
-@opt(Option("retrain", "bool", False, "Train again even if the demo runs exist."))
 @opt(PROGRESS)
 def demo(**options) -> None:
-    """Train a VAE, a GAN, a StyleGAN, latent diffusion models and a PixelCNN on Fashion-MNIST
-    for a few minutes each, and a DQN on CartPole; draw every picture, evaluate, and write
-    index.html (updated after every picture)."""
+    """Every family's pictures from the runs that ship trained (VAEs, GANs, StyleGAN, diffusion,
+    text to image, PixelCNN, a DQN on CartPole), one DCGAN trained live for a minute or two and
+    evaluated, all in index.html (updated after every picture). --retrain trains every section
+    on this machine instead, a few minutes each."""
     from genlab.demo import DemoConfig, run_demo
 
     index = run_demo(DemoConfig(**options), say=echo)

@@ -71,6 +71,13 @@ def shipped(root: Path = SHIPPED) -> list[Shipped]:
     return [_read(f) for f in sorted(root.iterdir()) if (f / PROVENANCE).is_file()]
 
 
+def shipped_names(root: Path = SHIPPED) -> list[str]:
+    """The names of the shipped runs (without reading their records)."""
+    if not root.is_dir():
+        return []
+    return sorted(f.name for f in root.iterdir() if (f / PROVENANCE).is_file())
+
+
 def find(name: str, root: Path = SHIPPED) -> Shipped:
     """The shipped run called `name` (a GenlabError naming the others otherwise)."""
     runs = {s.name: s for s in shipped(root)}
