@@ -74,8 +74,10 @@ def _status(views: Views, name: str | None) -> str:
         return f"**Error:** {_one_line(e)}"
 
 
-def _first(names: list[str], views: Views) -> str | None:
-    """The first run that opens without error (else the first listed)."""
+def _first(names: list[str], views: Views, prefer: str | None = None) -> str | None:
+    """`prefer` if listed, else the first run that opens without error (else the first)."""
+    if prefer in names and views.catalog.get(prefer).error is None:
+        return prefer
     for name in names:
         if views.catalog.get(name).error is None:
             return name
@@ -178,7 +180,10 @@ def build(views: Views) -> gr.Blocks:
         with gr.Tab("Latent space", elem_id="tab-latent"):
             names = cat.latent_names()
             l_run = gr.Dropdown(
-                names, value=_first(names, views), label="Run (ae or vae)", elem_id="latent-run"
+                names,
+                value=_first(names, views, "shipped/vae"),
+                label="Run (ae or vae)",
+                elem_id="latent-run",
             )
             dropdowns.append((l_run, cat.latent_names))
             l_info = gr.Markdown(_status(views, l_run.value))
@@ -325,7 +330,7 @@ def build(views: Views) -> gr.Blocks:
             names = cat.names(("ddpm", "ldm"))
             d_run = gr.Dropdown(
                 names,
-                value=_first(names, views),
+                value=_first(names, views, "shipped/ldm"),
                 label="Run (ddpm or ldm)",
                 elem_id="diffusion-run",
             )
@@ -387,15 +392,23 @@ def build(views: Views) -> gr.Blocks:
                     e = views.entry(name)
                     T = int(e.config["model"].get("T", 1000))
                     classes = e.class_names if e.conditional else []
+                    t = min(250, T - 1)
+                    image, text = views.forward(name, 0, t)
                 except Exception:
-                    return info, gr.update(), gr.update(choices=[EVERY_CLASS], value=EVERY_CLASS)
+                    keep = gr.update()
+                    none = gr.update(choices=[EVERY_CLASS], value=EVERY_CLASS)
+                    return info, keep, none, None, ""
                 return (
                     info,
-                    gr.update(maximum=T - 1, value=min(250, T - 1)),
+                    gr.update(maximum=T - 1, value=t),
                     gr.update(choices=[EVERY_CLASS, *classes], value=EVERY_CLASS),
+                    image,
+                    text,
                 )
 
-            d_run.change(diffusion_open, d_run, [d_info, d_t, d_class])
+            opened = [d_info, d_t, d_class, d_fwd, d_fwd_text]
+            d_run.change(diffusion_open, d_run, opened)
+            page.load(diffusion_open, d_run, opened)
             forward = safe(lambda name, i, t: views.forward(name, i or 0, t))
             d_t.release(forward, [d_run, d_index, d_t], [d_fwd, d_fwd_text])
             d_index.submit(forward, [d_run, d_index, d_t], [d_fwd, d_fwd_text])
@@ -436,7 +449,7 @@ def build(views: Views) -> gr.Blocks:
         with gr.Tab("Text to image", elem_id="tab-txt2img"):
             names = cat.names(("txt2img",))
             t_run = gr.Dropdown(
-                names, value=_first(names, views), label="Run", elem_id="txt2img-run"
+                names, value=_first(names, views, "shipped/t2i"), label="Run", elem_id="txt2img-run"
             )
             dropdowns.append((t_run, lambda: cat.names(("txt2img",))))
             t_info = gr.Markdown(_status(views, t_run.value))
