@@ -228,3 +228,28 @@ def test_server_listens_locally_and_serves_only_its_own_files(runs, tmp_path):
                 assert b"root:" not in response.content and b'"family"' not in response.content
     finally:
         page.close()
+
+
+def test_cli_warns_off_localhost_and_a_busy_port_is_one_line(runs, tmp_path, monkeypatch, capsys):
+    import socket
+
+    import genlab.app
+    from genlab.app import serve
+    from genlab.cli import main
+
+    calls = []
+    monkeypatch.setattr(genlab.app, "serve", lambda *a, **k: calls.append((a, k)))
+    assert main(["app", "--runs", str(runs), "--host", "0.0.0.0", "--port", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: --host 0.0.0.0 serves the app to every machine" in out
+    assert calls[0][0][:3] == (runs, "0.0.0.0", 0)
+    assert main(["app", "--runs", str(runs)]) == 0
+    assert "warning" not in capsys.readouterr().out
+    assert main(["app", "--port", "70000"]) == 2
+    monkeypatch.undo()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(GenlabError, match=f"--port {port}: cannot listen"):
+            serve(runs, port=port, out=tmp_path / "out", block=False)
