@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--guidance", type=float)
     parser.add_argument("--root", type=Path, default=SHIPPED)
+    parser.add_argument("--first-stage", type=Path, help="a latent model's VAE run")
     args = parser.parse_args(argv)
     sampling = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
     if is_agent(args.run):  # greedy episodes: 100 for the record, --check-n (20) for the tests
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         check=check,
         machine=args.machine,
         root=args.root,
+        first_stage=args.first_stage,
     )
     if "episodes" in full:
         print(f"wrote {folder}: mean return {full['mean']:.1f} ({full['episodes']} episodes), "

@@ -138,6 +138,7 @@ def ship(
     check: dict[str, Any],
     machine: str,
     root: Path = SHIPPED,
+    first_stage: str | os.PathLike | None = None,
 ) -> Path:
     """Add a trained run to the shipped runs (maintainers; scripts/ship_pretrained.py).
 
@@ -151,6 +152,7 @@ def ship(
         check: its `genlab eval` record at a small n, which the tests recompute.
         machine: where it was trained (CPU model, cores, precision).
         root: the folder of shipped runs.
+        first_stage: a latent model's first-stage run (its VAE), whose training time counts.
     """
     from genlab.io import write_json
     from genlab.runs import checkpoint_dir, read_config
@@ -159,6 +161,11 @@ def ship(
     config = read_config(run)
     where = checkpoint_dir(run)
     trainer = json.loads((where / "trainer.json").read_text()) if where else {}
+    seconds = [trainer.get("elapsed_s")]
+    if first_stage is not None:
+        stage = checkpoint_dir(first_stage)
+        first = json.loads((stage / "trainer.json").read_text()) if stage else {}
+        seconds.insert(0, first.get("elapsed_s"))
     folder = root / name
     if folder.exists():
         raise GenlabError(f"{folder}: a shipped run of that name exists; remove it first")
@@ -170,7 +177,8 @@ def ship(
         "commands": list(commands),
         "seed": config.get("train", {}).get("seed"),
         "steps": trainer.get("step"),
-        "train_seconds": trainer.get("elapsed_s"),
+        "train_seconds": sum(seconds) if None not in seconds else None,
+        "train_seconds_by_command": seconds,
         "machine": machine,
         "versions": config.get("versions", {}),
         "eval": _eval_entry(evaluation),
