@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import genlab
-from genlab.app.catalog import IMAGE_FAMILIES, Catalog
+from genlab.app.catalog import AGENT, DIFFUSION, IMAGES, LATENT, STEPWISE, Catalog
 from genlab.app.views import Views
 from genlab.errors import GenlabError
 
@@ -62,10 +62,16 @@ def test_catalog_lists_shipped_runs_and_folders_each_broken_one_with_its_error(r
     assert "no weights yet" in cat.get("pending").error
     with pytest.raises(GenlabError, match="not valid JSON"):
         cat.get("broken").check()
-    assert "dqn" not in cat.names(IMAGE_FAMILIES) and "vae" in cat.names(IMAGE_FAMILIES)
-    assert "broken" not in cat.names(IMAGE_FAMILIES, broken=False)
-    assert "vae" in cat.latent_names() and "sweep/a" in cat.latent_names()
-    assert "ddpm" not in cat.latent_names()
+    assert "dqn" not in cat.names(IMAGES) and "vae" in cat.names(IMAGES)
+    assert "broken" not in cat.names(IMAGES, broken=False) and "broken" in cat.names(IMAGES)
+    assert "vae" in cat.names(LATENT) and "sweep/a" in cat.names(LATENT)
+    assert "ddpm" not in cat.names(LATENT) and "pixelcnn" not in cat.names(LATENT)
+    assert cat.names(DIFFUSION, broken=False) == [
+        n for n in cat.names(DIFFUSION, broken=False) if n == "ddpm" or n.startswith("shipped/")
+    ]
+    assert "ddpm" in cat.names(DIFFUSION) and "pixelcnn" in cat.names(STEPWISE)
+    assert "dqn" in cat.names(AGENT, broken=False) and cat.get("vae").prior
+    assert not cat.get("sweep/a").prior  # an autoencoder: no prior to draw z from
     for hostile in ("../etc", "/etc/passwd", str(runs / "vae"), "vae/../../x", ""):
         with pytest.raises(GenlabError, match="no run named|choose a run"):
             cat.get(hostile)

@@ -16,10 +16,44 @@ from typing import Any
 from genlab.errors import GenlabError
 
 SHIPPED_PREFIX = "shipped/"
-IMAGE_FAMILIES = ("ae", "vae", "gan", "cgan", "stylegan", "ddpm", "ldm", "txt2img", "pixelcnn")
-"""Families whose runs draw images (the Sample and Compare tabs)."""
-DIFFUSION_FAMILIES = ("ddpm", "ldm", "txt2img")
-AGENT_FAMILIES = ("dqn", "qtable")
+IMAGES, LATENT, PRIOR, DIFFUSION, TEXT, STEPWISE, AGENT, GUIDE = (
+    "images", "latent", "prior", "diffusion", "text", "stepwise", "agent", "guide"
+)  # fmt: skip
+"""What a run can do, read from its family's model class and config (never from the family's
+name, so a new family lands in the right tabs by what it offers): draw images (`sample`), encode
+and decode a vector latent (with a N(0, I) prior: an encoder distribution), run a diffusion
+process, take a prompt, draw step by step (a
+`callback` per position), act in an environment, guide a diffusion model (a noisy classifier)."""
+
+
+def capabilities(family: str, model_config: dict[str, Any]) -> frozenset[str]:
+    """What runs of `family` with this model config can do (the constants above)."""
+    import inspect
+
+    from genlab.families import get_family
+    from genlab.models.noisy_classifier import NoisyClassifier
+
+    cls = get_family(family).model
+    caps = set()
+    if hasattr(cls, "act"):
+        caps.add(AGENT)
+    if hasattr(cls, "sample"):
+        caps.add(IMAGES)
+        if "callback" in inspect.signature(cls.sample).parameters:
+            caps.add(STEPWISE)
+    if (
+        hasattr(cls, "encode")
+        and hasattr(cls, "decode")
+        and not model_config.get("latent_channels")
+    ):
+        caps.add(LATENT)
+        if hasattr(cls, "encode_dist"):
+            caps.add(PRIOR)
+    if hasattr(cls, "sample_process"):
+        caps.add(TEXT if model_config.get("text_dim") else DIFFUSION)
+    if issubclass(cls, NoisyClassifier):
+        caps.add(GUIDE)
+    return frozenset(caps)
 
 
 @dataclass(frozen=True)
@@ -32,6 +66,7 @@ class Entry:
     config: dict[str, Any]
     error: str | None = None
     provenance: dict[str, Any] | None = None  # shipped runs: how they were trained and scored
+    can: frozenset[str] = frozenset()  # its capabilities (IMAGES, LATENT, ...)
 
     @property
     def shipped(self) -> bool:
@@ -46,10 +81,9 @@ class Entry:
         return bool(self.config.get("model", {}).get("num_classes"))
 
     @property
-    def vector_latent(self) -> bool:
-        """An encoder with a vector latent: the latent-space explorer's runs."""
-        model = self.config.get("model", {})
-        return self.family in ("ae", "vae") and not model.get("latent_channels")
+    def prior(self) -> bool:
+        """Whether its latent has a N(0, I) prior to draw from (a VAE; an autoencoder has none)."""
+        return PRIOR in self.can
 
     def check(self) -> Entry:
         """This entry, or a GenlabError with its one-line error."""
@@ -68,11 +102,15 @@ def _entry(name: str, path: Path, provenance: dict[str, Any] | None = None) -> E
     family = config.get("family")
     if not isinstance(family, str):
         return Entry(name, path, None, {}, f"{path}: config.json names no family")
+    try:
+        can = capabilities(family, config.get("model") or {})
+    except GenlabError as e:
+        return Entry(name, path, None, {}, str(e))
     has_weights = any((path / f).is_file() for f in ("model.safetensors", "ema.safetensors"))
     if not has_weights:
         error = f"{path}: no weights yet (model.safetensors); wait for its first checkpoint"
-        return Entry(name, path, family, config, error)
-    return Entry(name, path, family, config, None, provenance)
+        return Entry(name, path, family, config, error, None, can)
+    return Entry(name, path, family, config, None, provenance, can)
 
 
 class Catalog:
@@ -117,20 +155,17 @@ class Catalog:
             raise GenlabError(f"no run named {name!r} in this app; refresh the list")
         return self.entries[name]
 
-    def names(self, families: tuple[str, ...] | None = None, *, broken: bool = True) -> list[str]:
-        """Names of the entries of these families (every family if None), the broken ones too
-        unless `broken` is False (a broken entry has no family to filter by)."""
+    def names(self, can: str | None = None, *, broken: bool = True) -> list[str]:
+        """Names of the entries that can do `can` (all if None), and the broken ones too unless
+        `broken` is False (a broken entry cannot say what it can do)."""
         out = []
         for name, e in self.entries.items():
             if e.error is not None:
                 if broken:
                     out.append(name)
-            elif families is None or e.family in families:
+            elif can is None or can in e.can:
                 out.append(name)
         return out
-
-    def latent_names(self) -> list[str]:
-        return [n for n, e in self.entries.items() if e.error is not None or e.vector_latent]
 
 
 class ModelCache:

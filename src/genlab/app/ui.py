@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from genlab.app.catalog import AGENT_FAMILIES, IMAGE_FAMILIES
+from genlab.app.catalog import AGENT, DIFFUSION, GUIDE, IMAGES, LATENT, STEPWISE, TEXT
 from genlab.app.views import COMPARE_COLUMNS, EVERY_CLASS, NO_CLASSIFIER, Views
 from genlab.errors import GenlabError
 
@@ -103,11 +103,11 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- Sample
         with gr.Tab("Sample", elem_id="tab-sample"):
-            names = cat.names(IMAGE_FAMILIES)
+            names = cat.names(IMAGES)
             s_run = gr.Dropdown(
                 names, value=_first(names, views), label="Run", elem_id="sample-run"
             )
-            dropdowns.append((s_run, lambda: cat.names(IMAGE_FAMILIES)))
+            dropdowns.append((s_run, lambda: cat.names(IMAGES)))
             s_info = gr.Markdown(_status(views, s_run.value), elem_id="sample-info")
             with gr.Row():
                 s_seed = gr.Number(0, precision=0, label="Seed", minimum=0, elem_id="sample-seed")
@@ -178,14 +178,14 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- Latent space
         with gr.Tab("Latent space", elem_id="tab-latent"):
-            names = cat.latent_names()
+            names = cat.names(LATENT)
             l_run = gr.Dropdown(
                 names,
                 value=_first(names, views, "shipped/vae"),
                 label="Run (ae or vae)",
                 elem_id="latent-run",
             )
-            dropdowns.append((l_run, cat.latent_names))
+            dropdowns.append((l_run, lambda: cat.names(LATENT)))
             l_info = gr.Markdown(_status(views, l_run.value))
             l_z = gr.State(None)
             l_label = gr.State(-1)
@@ -327,14 +327,14 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- Diffusion
         with gr.Tab("Diffusion", elem_id="tab-diffusion"):
-            names = cat.names(("ddpm", "ldm"))
+            names = cat.names(DIFFUSION)
             d_run = gr.Dropdown(
                 names,
                 value=_first(names, views, "shipped/ldm"),
                 label="Run (ddpm or ldm)",
                 elem_id="diffusion-run",
             )
-            dropdowns.append((d_run, lambda: cat.names(("ddpm", "ldm"))))
+            dropdowns.append((d_run, lambda: cat.names(DIFFUSION)))
             d_info = gr.Markdown(_status(views, d_run.value))
             gr.Markdown(
                 "**The forward process** q(x_t | x_0): a test image and the same image "
@@ -355,7 +355,7 @@ def build(views: Views) -> gr.Blocks:
                 d_class = gr.Dropdown([EVERY_CLASS], value=EVERY_CLASS, label="Class")
                 d_w = gr.Slider(0, 8, value=3, step=0.5, label="Classifier-free guidance w")
                 d_clf = gr.Dropdown(
-                    [NO_CLASSIFIER, *cat.names(("noisy-classifier",), broken=False)],
+                    [NO_CLASSIFIER, *cat.names(GUIDE, broken=False)],
                     value=NO_CLASSIFIER,
                     label="Classifier guidance",
                 )
@@ -447,11 +447,11 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- Text to image
         with gr.Tab("Text to image", elem_id="tab-txt2img"):
-            names = cat.names(("txt2img",))
+            names = cat.names(TEXT)
             t_run = gr.Dropdown(
                 names, value=_first(names, views, "shipped/t2i"), label="Run", elem_id="txt2img-run"
             )
-            dropdowns.append((t_run, lambda: cat.names(("txt2img",))))
+            dropdowns.append((t_run, lambda: cat.names(TEXT)))
             t_info = gr.Markdown(_status(views, t_run.value))
             t_vocab = gr.Markdown()
             with gr.Row():
@@ -552,7 +552,7 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- Compare
         with gr.Tab("Compare", elem_id="tab-compare"):
-            names = cat.names(IMAGE_FAMILIES, broken=False)
+            names = cat.names(IMAGES, broken=False)
             c_runs = gr.Dropdown(
                 names,
                 value=[n for n in names if n.startswith("shipped/")][:4],
@@ -560,7 +560,7 @@ def build(views: Views) -> gr.Blocks:
                 label="Runs",
                 elem_id="compare-runs",
             )
-            dropdowns.append((c_runs, lambda: cat.names(IMAGE_FAMILIES, broken=False)))
+            dropdowns.append((c_runs, lambda: cat.names(IMAGES, broken=False)))
             with gr.Row():
                 c_sort = gr.Dropdown(COMPARE_COLUMNS[3:], value="fd", label="Sort by")
                 c_go = gr.Button("Compare", variant="primary", elem_id="compare-go")
@@ -584,11 +584,11 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- PixelCNN
         with gr.Tab("PixelCNN", elem_id="tab-pixelcnn"):
-            names = cat.names(("pixelcnn",))
+            names = cat.names(STEPWISE)
             p_run = gr.Dropdown(
                 names, value=_first(names, views), label="Run", elem_id="pixelcnn-run"
             )
-            dropdowns.append((p_run, lambda: cat.names(("pixelcnn",))))
+            dropdowns.append((p_run, lambda: cat.names(STEPWISE)))
             p_info = gr.Markdown(_status(views, p_run.value))
             with gr.Row():
                 p_seed = gr.Number(0, precision=0, label="Seed", minimum=0)
@@ -616,11 +616,11 @@ def build(views: Views) -> gr.Blocks:
 
         # ---------------------------------------------------------------------- DQN
         with gr.Tab("DQN", elem_id="tab-dqn"):
-            names = cat.names(AGENT_FAMILIES)
+            names = cat.names(AGENT)
             q_run = gr.Dropdown(
                 names, value=_first(names, views), label="Agent run", elem_id="dqn-run"
             )
-            dropdowns.append((q_run, lambda: cat.names(AGENT_FAMILIES)))
+            dropdowns.append((q_run, lambda: cat.names(AGENT)))
             q_info = gr.Markdown(_status(views, q_run.value))
             with gr.Row():
                 q_episode = gr.Number(0, precision=0, label="Episode (seed)", minimum=0)

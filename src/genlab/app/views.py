@@ -20,7 +20,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from genlab.app.catalog import DIFFUSION_FAMILIES, Catalog, Entry, ModelCache
+from genlab.app.catalog import (
+    AGENT,
+    DIFFUSION,
+    GUIDE,
+    LATENT,
+    STEPWISE,
+    TEXT,
+    Catalog,
+    Entry,
+    ModelCache,
+)
 from genlab.errors import GenlabError
 
 EVERY_CLASS = "(every class)"
@@ -124,12 +134,12 @@ class Views:
 
     def controls(self, name: str | None) -> Controls:
         e = self.entry(name)
-        diffusion = e.family in DIFFUSION_FAMILIES
+        diffusion = bool({DIFFUSION, TEXT} & e.can)
         classes = e.class_names if e.conditional else []
-        prompt = e.family == "txt2img"
+        prompt = TEXT in e.can
         note = "Text to image: write a prompt in the Text to image tab." if prompt else ""
         return Controls(
-            classes, diffusion, diffusion and e.conditional, e.family == "pixelcnn", prompt, note
+            classes, diffusion, diffusion and e.conditional, STEPWISE in e.can, prompt, note
         )
 
     def sample(
@@ -177,7 +187,7 @@ class Views:
         from genlab.sampling import test_data
 
         e = self.entry(name)
-        if not e.vector_latent:
+        if LATENT not in e.can:
             raise GenlabError(
                 f"{e.name}: a {e.family} run; the latent explorer needs an ae or "
                 "vae run with a vector latent"
@@ -222,10 +232,8 @@ class Views:
         else:
             g = torch.Generator().manual_seed(int(seed))
             eps = torch.randn(space.z.shape[1], generator=g)
-            if e.family == "vae":
-                z = eps
-            else:
-                z = space.mean + (eps[: len(space.sd)] * space.sd) @ space.axes
+            fitted = space.mean + (eps[: len(space.sd)] * space.sd) @ space.axes
+            z = eps if e.prior else fitted
             label = int(torch.randint(len(e.class_names) or 1, (1,), generator=g))
             shown = self.decode(name, z.tolist(), label)
         return z.tolist(), label, shown
@@ -329,7 +337,7 @@ class Views:
         from genlab.sampling import test_data
 
         e, model = self.entry(name), self.model(name)
-        if e.family not in DIFFUSION_FAMILIES:
+        if not {DIFFUSION, TEXT} & e.can:
             raise GenlabError(f"{e.name}: a {e.family} run, not a diffusion run")
         data = test_data(e.path)
         i = int(index) % len(data.images)
@@ -362,14 +370,14 @@ class Views:
         from genlab.sampling import named_class, sampling_options
 
         e, model = self.entry(name), self.model(name)
-        if e.family not in ("ddpm", "ldm"):
+        if DIFFUSION not in e.can:
             raise GenlabError(f"{e.name}: choose a ddpm or ldm run (text to image has its tab)")
         n, steps = int(n), int(steps)
         y = None
         clf_entry = None
         if classifier and classifier != NO_CLASSIFIER:
             clf_entry = self.entry(classifier)
-            if clf_entry.family != "noisy-classifier":
+            if GUIDE not in clf_entry.can:
                 raise GenlabError(f"{clf_entry.name}: not a noisy-classifier run")
         use_class = class_name and class_name != EVERY_CLASS
         if use_class:
@@ -399,7 +407,7 @@ class Views:
         from genlab.text import CAPTION_TEMPLATES
 
         e = self.entry(name)
-        if e.family != "txt2img":
+        if TEXT not in e.can:
             raise GenlabError(f"{e.name}: a {e.family} run, not a text-to-image run")
         example = CAPTION_TEMPLATES[0].format(e.class_names[-1].lower())
         return (
@@ -475,7 +483,7 @@ class Views:
         import queue
 
         e, model = self.entry(name), self.model(name)
-        if e.family != "pixelcnn":
+        if STEPWISE not in e.can:
             raise GenlabError(f"{e.name}: a {e.family} run, not a pixelcnn run")
         from genlab.models.pixelcnn import from_blocks
 
@@ -524,7 +532,7 @@ class Views:
         from genlab.rl.agent import play
 
         e = self.entry(name)
-        if e.family not in ("dqn", "qtable"):
+        if AGENT not in e.can:
             raise GenlabError(f"{e.name}: a {e.family} run, not an agent (dqn, qtable)")
         path = self._file("play", f"{e.name}|{int(episode)}|{ModelCache._stamp(e.path)}", ".gif")
         with self._lock:
