@@ -20,6 +20,8 @@ CHROMIUM = os.environ.get("GENLAB_CHROMIUM", "/usr/bin/chromium")
 LOCAL = {"127.0.0.1", "localhost"}
 ARGS = [
     "--no-sandbox",  # CI runs as root
+    "--disable-dev-shm-usage",  # containers with a small /dev/shm
+    "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-domain-reliability",
