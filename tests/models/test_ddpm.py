@@ -284,3 +284,30 @@ def test_txt2img_trains_on_captions_and_draws_any_prompt(fmnist_dir, vae_run, tm
     assert main(["train", "txt2img", "--data-dir", str(fmnist_dir), "--out", str(tmp_path / "x"),
                  "--max-steps", "1", *TRAIN]) == 2  # fmt: skip
     assert "--vae" in one_line_error(capsys)
+
+
+def test_a_shipped_txt2img_run_leaves_out_its_caption_states_and_loads_them_back(
+    fmnist_dir, vae_run, tmp_path
+):
+    from safetensors import safe_open
+
+    from genlab.pretrained import ship
+
+    run = tmp_path / "t2i"
+    args = ["train", "txt2img", "--vae", str(vae_run), "--data-dir", str(fmnist_dir)]
+    assert main([*args, "--out", str(run), "--max-steps", "2", *TRAIN]) == 0
+    record = {"n": 10, "seed": 0, "source": {}, "class_names": [], "metrics": {"fd": 1.0},
+              "references": {}}  # fmt: skip
+    root = tmp_path / "shipped"
+    folder = ship(run, "t2i", summary="tiny", commands=["genlab train txt2img ..."],
+                  evaluation=record, check=record, machine="test", root=root)  # fmt: skip
+    weights = folder / "ema.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        keys = set(f.keys())
+    assert "caption_states" not in keys and "unet.out.weight" in keys
+    assert weights.stat().st_size < (run / "ema.safetensors").stat().st_size
+    original, shipped = genlab.load(run), genlab.load(folder)
+    assert torch.equal(original.caption_states, shipped.caption_states)
+    assert torch.equal(original.caption_mask, shipped.caption_mask)
+    a = genlab.sample(run, 2, prompt="a bag", steps=2).images
+    assert torch.equal(a, genlab.sample(folder, 2, prompt="a bag", steps=2).images)

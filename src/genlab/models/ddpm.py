@@ -154,6 +154,26 @@ class Diffusion(nn.Module):
             # float, not bool: the EMA (AveragedModel, use_buffers) interpolates every buffer
             self.register_buffer("caption_mask", torch.zeros(rows, L))
 
+    RECOMPUTABLE = ("caption_states", "caption_mask")
+    """Buffers a run may leave out of its weights: the sentence encoder's states of the training
+    captions (18 MB for Fashion-MNIST's 701 captions), recomputed from config.json's captions
+    (`restore`). The shipped text-to-image run leaves them out."""
+
+    def restore(self, missing: list[str], run_config: dict) -> None:
+        """Recompute the caption buffers from the captions in a run's config.json (the same
+        encoder that computed them when the run was created)."""
+        if not self.config.text_dim or not set(missing) <= set(self.RECOMPUTABLE):
+            return
+        from genlab.text import load_text_encoder
+
+        per_class = run_config.get("captions") or []
+        flat = [caption for c in per_class for caption in c] + [""]
+        if len(flat) != self.caption_states.shape[0]:
+            return  # not this model's captions: load_state_dict reports the mismatch
+        states, mask = load_text_encoder().encode(flat)
+        self.caption_states.copy_(states.float())
+        self.caption_mask.copy_(mask.float())
+
     @property
     def device(self) -> torch.device:
         """Where the network's weights are."""

@@ -186,11 +186,28 @@ def ship(
     }
     folder.mkdir(parents=True)
     weights = "ema.safetensors" if (run / "ema.safetensors").is_file() else "model.safetensors"
-    for file in ("config.json", weights, "metrics.csv"):
+    for file in ("config.json", "metrics.csv"):
         if (run / file).is_file():
             shutil.copyfile(run / file, folder / file)
+    _ship_weights(run / weights, folder / weights, config)
     write_json(folder / PROVENANCE, record)
     return folder
+
+
+def _ship_weights(source: Path, target: Path, config: dict[str, Any]) -> None:
+    """Copy a run's weights, leaving out the buffers its model recomputes on loading
+    (`RECOMPUTABLE`: a text-to-image model's caption states), so the package stays small."""
+    from genlab.io import load_weights
+    from genlab.runs import build_model
+
+    keep = set(getattr(build_model(config), "RECOMPUTABLE", ()))
+    state = load_weights(source)
+    if not keep & set(state):
+        shutil.copyfile(source, target)
+        return
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in state.items() if k not in keep}, str(target))
 
 
 def _eval_entry(record: dict[str, Any]) -> dict[str, Any]:
