@@ -25,7 +25,10 @@ SAMPLERS = ["ddim", "ddpm", "dpm"]
 LOSSES = ["ns", "minimax", "hinge", "wgan-gp"]
 DIRECTIONS = 6
 """Sliders of the latent explorer: the first principal directions of the encoded test set."""
-CSS = ".genlab-pixel img { image-rendering: pixelated; } footer { display: none !important; }"
+CSS = (
+    ".genlab-pixel img { image-rendering: pixelated; width: 100% !important; height: 100% "
+    "!important; object-fit: contain; } footer { display: none !important; }"
+)
 
 
 def _one_line(e: BaseException) -> str:

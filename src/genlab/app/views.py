@@ -228,7 +228,7 @@ class Views:
         if source == "test image":
             i = int(index) % len(space.z)
             z, label = space.z[i], int(space.labels[i])
-            shown = to_uint8(space.images[i].float() / 255)
+            shown = enlarge(to_uint8(space.images[i].float() / 255))
         else:
             g = torch.Generator().manual_seed(int(seed))
             eps = torch.randn(space.z.shape[1], generator=g)
