@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import genlab
-from genlab.app.catalog import AGENT, DIFFUSION, IMAGES, LATENT, STEPWISE, Catalog
+from genlab.app.catalog import AGENT, DIFFUSION, GUIDE, IMAGES, LATENT, STEPWISE, Catalog
 from genlab.app.views import Views
 from genlab.errors import GenlabError
 
@@ -33,6 +33,8 @@ def runs(tmp_path_factory, fmnist_dir) -> Path:
         genlab.create("dqn", root / "dqn", width=8, learning_starts=1, eval_every=0,
                       max_steps=50),
         genlab.create("ae", root / "sweep" / "a", latent_dim=3, widths=(4, 8), max_steps=2,
+                      **data),
+        genlab.create("noisy-classifier", root / "clf", width=8, mults=(1, 2), max_steps=2,
                       **data),
     ]  # fmt: skip
     for run in made:
@@ -143,6 +145,14 @@ def test_forward_and_recorded_reverse_process(views):
     assert all(f.shape == frames[0].shape for f in frames)
     with pytest.raises(GenlabError, match="not a diffusion run"):
         views.forward("vae", 0, 10)
+    # classifier guidance by a noisy-classifier run of the catalog: another process
+    guided, _ = views.reverse("ddpm", 0, 3, "Bag", None, 5, classifier="clf",
+                              classifier_scale=20.0)  # fmt: skip
+    plain, _ = views.reverse("ddpm", 0, 3, "Bag", None, 5)
+    assert len(guided) == 6 and not np.array_equal(guided[-1], plain[-1])
+    assert "clf" in views.catalog.names(GUIDE, broken=False)
+    with pytest.raises(GenlabError, match="not a noisy-classifier run"):
+        views.reverse("ddpm", 0, 3, "Bag", None, 5, classifier="vae")
 
 
 def test_compare_reads_eval_records_and_sorts_by_a_metric(views, runs):
