@@ -75,7 +75,7 @@ class Trained(NamedTuple):
     family: str
     steps: int
     seconds: float
-    shipped: str | None = None  # the shipped run's name
+    provenance: dict[str, Any] | None = None  # a shipped run's record (genlab.pretrained)
 
 
 @dataclass
@@ -135,7 +135,7 @@ def demo_run(
         shutil.rmtree(run)
         done = False
     if done and not retrain:
-        say(f"reusing the trained demo run {run} (use --retrain to train again)")
+        say(f"reusing the trained demo run {run} (delete it to train again)")
         trainer = load_checkpoint(run).trainer
         return Trained(run, family, trainer["step"], trainer["elapsed_s"])
     if run.exists():
@@ -169,14 +169,7 @@ def _shipped_run(run: Path, name: str, family: str, say) -> Trained:
         get(name, run)
     say(f"using the shipped run {name} ({source.summary}) in {run}")
     p = source.provenance
-    return Trained(run, family, p.get("steps") or 0, p.get("train_seconds") or 0.0, name)
-
-
-def _recorded(trained: Trained) -> dict[str, Any] | None:
-    """A shipped run's provenance (for its recorded evaluation), None for a trained run."""
-    from genlab.pretrained import find
-
-    return find(trained.shipped).provenance if trained.shipped else None
+    return Trained(run, family, p.get("steps") or 0, p.get("train_seconds") or 0.0, p)
 
 
 def _evaluate(run: Path, config: DemoConfig, say, text: str) -> dict[str, Any]:
@@ -243,7 +236,7 @@ def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
              lambda p: save_samples(sample(conditional, 100), p)),
         ]  # fmt: skip
     _draw(out, section, figures, write)
-    section.recorded = _recorded(trained)
+    section.recorded = trained.provenance
     if config.eval_n and section.recorded is None:
         section.evaluation = _evaluate(run, config, say, "evaluation.txt")
     write()
@@ -295,7 +288,7 @@ def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
              lambda p: save_samples(sample(conditional, 100), p)),
         )  # fmt: skip
     _draw(out, section, figures, write)
-    section.recorded = _recorded(trained)
+    section.recorded = trained.provenance
     if config.eval_n and section.recorded is None:
         section.evaluation = _evaluate(run, config, say, "gan_evaluation.txt")
     write()
@@ -333,7 +326,7 @@ def _stylegan(config: DemoConfig, say, section: Section, write: Callable[[], Non
          lambda p: style.path_length(run, n=200).picture.save(p)),
     ]  # fmt: skip
     _draw(out, section, figures, write)
-    section.recorded = _recorded(trained)
+    section.recorded = trained.provenance
     write()
 
 
@@ -402,7 +395,7 @@ def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], No
              lambda p: save_samples(sample(pixel, 64), p)),
         )  # fmt: skip
     _draw(out, section, figures, write)
-    section.recorded = _recorded(latent_model)
+    section.recorded = latent_model.provenance
     write()
 
 
@@ -438,7 +431,7 @@ def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], Non
          f"genlab plot {r} --out pixelcnn_loss.png", lambda p: pictures.plot(run, p)),
     ]  # fmt: skip
     _draw(out, section, figures, write)
-    section.recorded = _recorded(trained)
+    section.recorded = trained.provenance
     write()
 
 
@@ -611,7 +604,7 @@ def _summary(sections: list[Section]) -> str:
         link = f"<a href='#{s.key}'>{html.escape(s.title)}</a>"
         for t in s.trained or [None]:
             what = f"{t.family} ({t.run.name})" if t else "-"
-            if t is not None and t.shipped:
+            if t is not None and t.provenance:
                 what += ", shipped"
             minutes = f"{t.seconds / 60:.1f} min" if t else "-"
             steps = str(t.steps) if t else "-"
@@ -668,7 +661,7 @@ def write_index(out_dir: Path, sections: list[Section], seconds: float, done: bo
         "pretrained list</code>); the last trains one now. <code>genlab demo --retrain</code> "
         "trains every section on this machine instead. <code>genlab app</code> explores the "
         "same runs interactively.</p>"
-        if any(t.shipped for s in sections for t in s.trained)
+        if any(t.provenance for s in sections for t in s.trained)
         else "<p>Every run here was trained on this machine by this demo.</p>",
         f"<p>Wall time so far {seconds / 60:.1f} min.</p>" if not done else
         f"<p>Demo wall time {seconds / 60:.1f} min. Every picture shows the command that "

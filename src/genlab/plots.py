@@ -189,6 +189,15 @@ def save_embeddings_csv(
     return path
 
 
+def figure_array(fig) -> np.ndarray:
+    """A matplotlib figure as an (H, W, 3) uint8 array, through the Agg canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
 def save_figure(fig, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
     """Write a matplotlib figure as PNG atomically, with `metadata` as PNG text."""
     path = Path(path)

@@ -27,6 +27,7 @@ from torch import nn
 
 from genlab.errors import GenlabError
 from genlab.models.gan import LOSSES, gradient_penalty
+from genlab.plots import figure_array
 
 
 class ToyData(NamedTuple):
@@ -208,9 +209,34 @@ def toy_training(
     gp_weight: float = 0.1,
     betas: tuple[float, float] = (0.5, 0.9),
 ) -> Iterator[ToySnapshot]:
-    """Train a toy GAN, yielding a snapshot at step 0, every `snapshot_every` steps and at the
-    end (`train_toy` collects them; the web app's GAN lab draws each as it comes). The arguments
-    are `train_toy`'s; `lr_d` is the discriminator's learning rate (None: `lr`)."""
+    """Train a toy GAN on fresh mixture samples every step, yielding a snapshot at step 0, every
+    `snapshot_every` steps and at the end (`train_toy` collects them; the web app's GAN lab draws
+    each as it comes). Deterministic given `seed`.
+
+    Runs on one thread (see `_one_thread`). The global RNG is left untouched.
+
+    Args:
+        data: "ring" or "grid".
+        loss: a key of `genlab.models.gan.LOSSES` ("minimax", "ns", "hinge", "wgan-gp").
+        steps: generator steps.
+        batch: real and fake points per step.
+        lr: Adam learning rate of the generator (and of the discriminator unless `lr_d`).
+        seed: seeds the weights, the data and the noise.
+        snapshot_every: steps between snapshots (plus one at step 0 and one at the end).
+        n_samples: points per snapshot, all from one fixed noise batch.
+        std: the modes' standard deviation; None takes the data's default (DEFAULT_STD).
+        collapse: zero the generator's input noise (a deliberately collapsed generator).
+        latent_dim, hidden: size of z and of the three hidden layers of both MLPs. z is 2-D like
+            the data: with 16 dimensions the ring took far longer (1500 steps, std 0.05, seeds
+            0-2: 6, 1 and 1 modes covered against 7, 5 and 8 with 2).
+        n_critic: discriminator steps per generator step.
+        gp_weight: gradient-penalty weight for "wgan-gp". 0.1, not the images' 10: on the ring
+            (std 0.1, 400 steps, n_critic 5, seed 0) 0.1 covered 8 of 8 modes and 10 none.
+        betas: Adam's betas for both players. beta2 = 0.9 (as in Gulrajani et al. 2017) adapts
+            faster than 0.999: with it 400 steps covered 6-8 of 8 modes (std 0.1, seeds 0-7),
+            with (0.5, 0.999) and lr 5e-3 0-8.
+        lr_d: the discriminator's learning rate (None: `lr`).
+    """
     if data not in DATASETS:
         raise GenlabError(f"data must be one of {sorted(DATASETS)}, got {data!r}")
     if loss not in LOSSES:
@@ -267,57 +293,10 @@ def toy_training(
                 yield snapshot(step)
 
 
-def train_toy(
-    data: str = "ring",
-    loss: str = "ns",
-    *,
-    steps: int = 2000,
-    batch: int = 128,
-    lr: float = 2e-3,
-    seed: int = 0,
-    snapshot_every: int = 100,
-    n_samples: int = 1000,
-    std: float | None = None,
-    collapse: bool = False,
-    latent_dim: int = 2,
-    hidden: int = 64,
-    n_critic: int = 1,
-    gp_weight: float = 0.1,
-    betas: tuple[float, float] = (0.5, 0.9),
-    lr_d: float | None = None,
-) -> ToyResult:
-    """Train a toy GAN on fresh mixture samples every step; deterministic given `seed`.
-
-    Runs on one thread (see `_one_thread`). The global RNG is left untouched.
-
-    Args:
-        data: "ring" or "grid".
-        loss: a key of `genlab.models.gan.LOSSES` ("minimax", "ns", "hinge", "wgan-gp").
-        steps: generator steps.
-        batch: real and fake points per step.
-        lr: Adam learning rate of the generator (and of the discriminator unless `lr_d`).
-        seed: seeds the weights, the data and the noise.
-        snapshot_every: steps between snapshots (plus one at step 0 and one at the end).
-        n_samples: points per snapshot, all from one fixed noise batch.
-        std: the modes' standard deviation; None takes the data's default (DEFAULT_STD).
-        collapse: zero the generator's input noise (a deliberately collapsed generator).
-        latent_dim, hidden: size of z and of the three hidden layers of both MLPs. z is 2-D like
-            the data: with 16 dimensions the ring took far longer (1500 steps, std 0.05, seeds
-            0-2: 6, 1 and 1 modes covered against 7, 5 and 8 with 2).
-        n_critic: discriminator steps per generator step.
-        gp_weight: gradient-penalty weight for "wgan-gp". 0.1, not the images' 10: on the ring
-            (std 0.1, 400 steps, n_critic 5, seed 0) 0.1 covered 8 of 8 modes and 10 none.
-        betas: Adam's betas for both players. beta2 = 0.9 (as in Gulrajani et al. 2017) adapts
-            faster than 0.999: with it 400 steps covered 6-8 of 8 modes (std 0.1, seeds 0-7),
-            with (0.5, 0.999) and lr 5e-3 0-8.
-        lr_d: the discriminator's learning rate (None: `lr`).
-    """
-    shots = list(toy_training(
-        data, loss, steps=steps, batch=batch, lr=lr, lr_d=lr_d, seed=seed,
-        snapshot_every=snapshot_every, n_samples=n_samples, std=std, collapse=collapse,
-        latent_dim=latent_dim, hidden=hidden, n_critic=n_critic, gp_weight=gp_weight,
-        betas=betas,
-    ))  # fmt: skip
+def train_toy(data: str = "ring", loss: str = "ns", **options) -> ToyResult:
+    """Train a toy GAN on fresh mixture samples every step; deterministic given `seed`. Takes
+    `toy_training`'s arguments and returns every snapshot it yields."""
+    shots = list(toy_training(data, loss, **options))
     last = shots[-1]
     return ToyResult(
         data, loss, [(s.step, s.samples) for s in shots], [s.coverage for s in shots],
@@ -326,15 +305,6 @@ def train_toy(
 
 
 # -- pictures ----------------------------------------------------------------------------------
-
-
-def _render(fig) -> np.ndarray:
-    """A matplotlib figure as an (H, W, 3) uint8 array, through the Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def animate(result: ToyResult, path_gif: str | os.PathLike, duration_ms: int = 200) -> Path:
@@ -368,7 +338,7 @@ def animate(result: ToyResult, path_gif: str | os.PathLike, duration_ms: int = 2
             f"{cov.high_quality:.0%} high quality",
             fontsize="small",
         )
-        frames.append(_render(fig))
+        frames.append(figure_array(fig))
     return save_gif(path_gif, frames, duration_ms=duration_ms)
 
 
@@ -407,4 +377,4 @@ def frame(
     k, cov = len(centres), shot.coverage
     ax.set_title(title or f"step {shot.step}: {cov.modes_covered}/{k} modes, "
                  f"{cov.high_quality:.0%} high quality", fontsize="small")  # fmt: skip
-    return _render(fig)
+    return figure_array(fig)

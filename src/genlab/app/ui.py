@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 
 from genlab.app.catalog import AGENT, DIFFUSION, GUIDE, IMAGES, LATENT, STEPWISE, TEXT
-from genlab.app.views import COMPARE_COLUMNS, EVERY_CLASS, NO_CLASSIFIER, Views
+from genlab.app.views import COMPARE_COLUMNS, EVERY_CLASS, NO_CLASSIFIER, Views, enlarge
 from genlab.errors import GenlabError
 
 log = logging.getLogger("genlab.app")
@@ -611,7 +611,7 @@ def build(views: Views) -> gr.Blocks:
             @safe
             def pixel_by_pixel(name, seed, n, temp):
                 for image, text in views.pixel_by_pixel(name, seed or 0, n, temp, every=28):
-                    yield enlarge_grid(image), text
+                    yield enlarge(image, 480), text
 
             p_event = p_go.click(pixel_by_pixel, [p_run, p_seed, p_n, p_temp], [p_img, p_text])
             p_stop.click(None, None, None, cancels=[p_event])
@@ -662,17 +662,11 @@ def build(views: Views) -> gr.Blocks:
     return page
 
 
-def enlarge_grid(image: np.ndarray, side: int = 480) -> np.ndarray:
-    """A small grid enlarged by an integer factor to about `side` pixels wide."""
-    k = max(1, side // image.shape[1])
-    return image.repeat(k, 0).repeat(k, 1)
-
-
 def _coverage_curve(history: list[tuple[int, int]], k: int, steps: int) -> np.ndarray:
     """Modes covered against the step, as an image."""
     from matplotlib.figure import Figure
 
-    from genlab.toy2d import _render
+    from genlab.plots import figure_array
 
     fig = Figure(figsize=(4.5, 4.5), dpi=80, layout="constrained")
     ax = fig.subplots()
@@ -683,4 +677,4 @@ def _coverage_curve(history: list[tuple[int, int]], k: int, steps: int) -> np.nd
     ax.set_xlabel("step")
     ax.set_ylabel(f"modes covered (of {k})")
     ax.grid(alpha=0.3)
-    return _render(fig)
+    return figure_array(fig)

@@ -40,8 +40,9 @@ SHOW = 196
 
 
 def enlarge(image: np.ndarray, side: int = SHOW) -> np.ndarray:
-    """Nearest-neighbour upscaling of an (H, W) or (H, W, 3) uint8 image to about `side`."""
-    k = max(1, side // image.shape[0])
+    """Nearest-neighbour upscaling of an (H, W) or (H, W, 3) uint8 image (or grid) by an integer
+    factor, its longer side to about `side`."""
+    k = max(1, side // max(image.shape[:2]))
     return image.repeat(k, 0).repeat(k, 1)
 
 
@@ -261,7 +262,7 @@ class Views:
         names at their centres. The axes fill the image, so a click maps back linearly."""
         from matplotlib.figure import Figure
 
-        from genlab.toy2d import _render
+        from genlab.plots import figure_array
 
         e, space = self.entry(name), self.space(name)
         fig = Figure(figsize=(size / 100, size / 100), dpi=100)
@@ -296,7 +297,7 @@ class Views:
         ax.set_ylim(y0, y1)
         ax.set_xticks([])
         ax.set_yticks([])
-        return _render(fig)
+        return figure_array(fig)
 
     def map_point(
         self, name: str | None, px: float, py: float, size: tuple[int, int]
@@ -485,22 +486,17 @@ class Views:
         e, model = self.entry(name), self.model(name)
         if STEPWISE not in e.can:
             raise GenlabError(f"{e.name}: a {e.family} run, not a pixelcnn run")
-        from genlab.models.pixelcnn import from_blocks
+        from genlab.pictures.autoregressive import written_so_far
 
         frames: queue.Queue = queue.Queue()
         h, w = model.grid
         total = h * w
         done_flag = object()
         n = int(n)
-        written = torch.zeros(1, model.positions, h, w, dtype=torch.bool)
-        grey = torch.full((n, model.config.channels, *model.config.block), 0.5).flatten(1)
 
         def callback(done: int, v: torch.Tensor) -> None:
-            if done % every and done != total:
-                return
-            written.view(-1, h * w)[:, :done] = True  # raster order: the first `done` positions
-            x = torch.where(written, v.float() / (model.config.levels - 1), grey[:, :, None, None])
-            frames.put((done, from_blocks(x, model.config.block, model.config.channels)))
+            if done % every == 0 or done == total:
+                frames.put((done, written_so_far(model, v, done)))
 
         def work() -> None:
             try:

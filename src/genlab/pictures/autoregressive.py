@@ -86,6 +86,17 @@ class Animation(NamedTuple):
         return frames_strip(self.frames, rows, self.info)
 
 
+def written_so_far(model: PixelCNN, v: torch.Tensor, done: int) -> torch.Tensor:
+    """Images being sampled, as `sample`'s callback sees them (level ids on the block grid
+    (n, P, h, w)): the first `done` positions in raster order, the rest grey. (n, C, H, W)."""
+    h, w = model.grid
+    written = torch.zeros(1, model.positions, h, w, dtype=torch.bool)
+    written.view(-1, h * w)[:, :done] = True
+    grey = torch.full((len(v), model.config.channels, *model.config.block), 0.5).flatten(1)
+    x = torch.where(written, v.float() / (model.config.levels - 1), grey[:, :, None, None])
+    return from_blocks(x, model.config.block, model.config.channels)
+
+
 def order(
     run: str | os.PathLike,
     n: int = 16,
@@ -103,16 +114,10 @@ def order(
     marks = {round(i * total / (frames - 1)) for i in range(1, frames)}
     y = class_ids(run, model, class_name, n)
     shots: list[torch.Tensor] = []
-    written = torch.zeros(1, model.positions, h, w, dtype=torch.bool)
-    grey = torch.full((n, model.config.channels, *model.config.block), 0.5)
 
     def snapshot(done: int, v: torch.Tensor) -> None:
-        if done not in marks:
-            return
-        written.view(-1, h * w)[:, :done] = True
-        x = v.float() / (model.config.levels - 1)
-        x = torch.where(written, x, grey.flatten(1)[:, :, None, None])
-        shots.append(from_blocks(x, model.config.block, model.config.channels))
+        if done in marks:
+            shots.append(written_so_far(model, v, done))
 
     empty = torch.full((n, model.config.channels, *[model.config.image_size] * 2), 0.5)
     g = torch.Generator().manual_seed(seed)

@@ -197,17 +197,17 @@ def ship(
 def _ship_weights(source: Path, target: Path, config: dict[str, Any]) -> None:
     """Copy a run's weights, leaving out the buffers its model recomputes on loading
     (`RECOMPUTABLE`: a text-to-image model's caption states), so the package stays small."""
+    from genlab.families import get_family
     from genlab.io import load_weights
-    from genlab.runs import build_model
 
-    keep = set(getattr(build_model(config), "RECOMPUTABLE", ()))
+    recomputed = set(getattr(get_family(config["family"]).model, "RECOMPUTABLE", ()))
     state = load_weights(source)
-    if not keep & set(state):
+    if not recomputed & set(state):
         shutil.copyfile(source, target)
         return
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous() for k, v in state.items() if k not in keep}, str(target))
+    save_file({k: v.contiguous() for k, v in state.items() if k not in recomputed}, str(target))
 
 
 def _eval_entry(record: dict[str, Any]) -> dict[str, Any]:
