@@ -130,3 +130,18 @@ def test_one_process_creates_and_writes_the_run_every_time(fmnist_dir, tmp_path)
     )  # fmt: skip
     assert again.returncode != 0 and again.stderr.count("error: ") == 1, again.stderr[-2000:]
     assert "already exists" in again.stderr, again.stderr[-2000:]
+
+
+def test_a_process_of_a_multi_process_run_leaves_with_its_output_and_exit_handlers():
+    # _leave skips finalizing the interpreter (gloo's threads abort it): nothing else is lost
+    script = (
+        "import atexit, sys, genlab.cli\n"
+        "atexit.register(lambda: print(' exit handler ran', end=''))\n"
+        "print('written', end=''); print('to stderr', end='', file=sys.stderr)\n"
+        "genlab.cli._leave(3)\n"
+        "print('never')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        3, "written exit handler ran", "to stderr"
+    )  # fmt: skip

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -89,24 +90,51 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 for mistakes, with one line on stderr)."""
+    """Run the command line; returns the exit code (2 for mistakes, with one line on stderr).
+
+    A process of torchrun / `accelerate launch` does not return: it ends in `_leave` once its
+    process group is closed."""
     import warnings
 
     shown, warnings.showwarning = warnings.showwarning, _one_line_warning
     try:
-        return _run(argv)
+        code = _run(argv)
     finally:
         warnings.showwarning = shown
-        _close_process_group()
+        distributed = _close_process_group()
+    if distributed:
+        _leave(code)
+    return code
 
 
-def _close_process_group() -> None:
-    """Under torchrun / accelerate launch, close the process group before the interpreter exits:
-    left to the exit handlers, gloo's threads could be torn down mid-shutdown ("terminate called
-    without an active exception", SIGABRT) on a loaded machine."""
+def _close_process_group() -> bool:
+    """Under torchrun / accelerate launch, close the process group; returns whether there was
+    one."""
     dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return False
+    dist.destroy_process_group()
+    return True
+
+
+def _leave(code: int) -> NoReturn:
+    """End a process of a multi-process run without finalizing the interpreter.
+
+    gloo's worker threads outlive `destroy_process_group` (torch keeps the group referenced) and
+    may still be releasing the last collective's work, whose tensors were made in Python: that
+    takes the GIL. If the interpreter is being finalized by then, Python ends the thread inside a
+    C++ destructor and the process aborts ("terminate called without an active exception",
+    SIGABRT), about one two-process run in ten on a loaded 2-core machine
+    (bench/ddp_exit.py). The exit handlers run first, with the interpreter whole; every file
+    genlab writes is closed already (written whole, then renamed)."""
+    import atexit
+    import contextlib
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
+            stream.flush()
+    os._exit(code)
 
 
 def _run(argv: list[str] | None) -> int:
