@@ -94,10 +94,10 @@ def load_model(run_dir: str | os.PathLike, *, ema: bool = True, device: str = "c
     model = build_model(config, str(run_dir / CONFIG))
     path = run_dir / EMA_WEIGHTS if ema and (run_dir / EMA_WEIGHTS).is_file() else run_dir / WEIGHTS
     state = load_weights(path)
-    missing = [k for k in model.state_dict() if k not in state]
-    if missing and hasattr(model, "restore"):  # buffers a run may leave out, recomputed
-        model.restore(missing, config)
-        state = {**{k: v for k, v in model.state_dict().items() if k in missing}, **state}
+    own = model.state_dict()
+    left_out = [k for k in getattr(model, "RECOMPUTABLE", ()) if k in own and k not in state]
+    if left_out and model.restore(config):  # buffers a run may leave out, recomputed
+        state = {**state, **{k: own[k] for k in left_out}}
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

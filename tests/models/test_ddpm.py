@@ -311,3 +311,20 @@ def test_a_shipped_txt2img_run_leaves_out_its_caption_states_and_loads_them_back
     assert torch.equal(original.caption_mask, shipped.caption_mask)
     a = genlab.sample(run, 2, prompt="a bag", steps=2).images
     assert torch.equal(a, genlab.sample(folder, 2, prompt="a bag", steps=2).images)
+    # only those buffers may be missing: any other missing weight is still an error
+    from safetensors.torch import save_file
+
+    from genlab.errors import GenlabError
+    from genlab.io import load_weights
+
+    state = load_weights(weights)
+    save_file({k: v for k, v in state.items() if k != "unet.out.weight"}, str(weights))
+    with pytest.raises(GenlabError, match="weights do not match config.json"):
+        genlab.load(folder)
+    # and the captions must be the run's: other captions leave the buffers missing
+    save_file(state, str(weights))
+    config = json.loads((folder / "config.json").read_text())
+    config["captions"] = config["captions"][:-1]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GenlabError, match="caption_states"):
+        genlab.load(folder)

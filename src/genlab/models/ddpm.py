@@ -159,20 +159,22 @@ class Diffusion(nn.Module):
     captions (18 MB for Fashion-MNIST's 701 captions), recomputed from config.json's captions
     (`restore`). The shipped text-to-image run leaves them out."""
 
-    def restore(self, missing: list[str], run_config: dict) -> None:
+    def restore(self, run_config: dict) -> bool:
         """Recompute the caption buffers from the captions in a run's config.json (the same
-        encoder that computed them when the run was created)."""
-        if not self.config.text_dim or not set(missing) <= set(self.RECOMPUTABLE):
-            return
+        encoder that computed them when the run was created); returns whether it could (not
+        without text, nor from captions that are not this model's)."""
+        if not self.config.text_dim:
+            return False
         from genlab.text import load_text_encoder
 
         per_class = run_config.get("captions") or []
         flat = [caption for c in per_class for caption in c] + [""]
         if len(flat) != self.caption_states.shape[0]:
-            return  # not this model's captions: load_state_dict reports the mismatch
+            return False
         states, mask = load_text_encoder().encode(flat)
         self.caption_states.copy_(states.float())
         self.caption_mask.copy_(mask.float())
+        return True
 
     @property
     def device(self) -> torch.device:
