@@ -22,6 +22,9 @@ from __future__ import annotations
 import importlib
 
 from genlab.errors import GenlabError
+from genlab.memory import keep_freed_memory
+
+keep_freed_memory()  # a process-wide allocator setting: steps stop faulting their memory in
 
 __version__ = "0.1.0"
 __all__ = [
