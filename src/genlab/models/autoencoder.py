@@ -194,7 +194,7 @@ class Autoencoder(nn.Module):
     def _update_latent_stats(self, z: torch.Tensor, shard: Shard = Shard()) -> None:
         """Move the running fit towards the codes of the (global) batch."""
         m = self.config.latent_momentum
-        z = z.float()  # under bf16 autocast z is bf16; the running statistics stay fp32
+        z = z.to(self.z_mean.dtype)  # under bf16 autocast z is bf16; the statistics are not
         mean, std = shard.mean_std(z)
         self.z_mean.lerp_(mean, m)
         if z.shape[0] * shard.world > 1:

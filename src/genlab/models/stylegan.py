@@ -547,7 +547,7 @@ class StyleGAN(nn.Module):
         fake_logits = self._d(x_fake, shard)
         loss = F.softplus(-fake_logits).mean()
         with torch.no_grad():
-            mean, _ = shard.mean_std(w.float())
+            mean, _ = shard.mean_std(w.to(self.w_avg.dtype))
             self.w_avg.lerp_(mean, 1.0 - self.config.w_avg_beta)
         return loss, {
             "loss_g": loss.detach(),

@@ -32,7 +32,7 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     """
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device) / half)
-    args = t.float()[:, None] * freqs[None]  # (B, half)
+    args = t.to(freqs.dtype)[:, None] * freqs[None]  # (B, half), in the default float dtype
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
     if dim % 2:
         emb = F.pad(emb, (0, 1))

@@ -39,7 +39,8 @@ class TrainConfig:
     ema_decay: float | None = 0.999
     """Decay of the EMA weights (0 or none: no EMA)."""
     precision: str = "auto"
-    """"auto" (bf16 where native, else fp32), "bf16" or "fp32"."""
+    """"auto" (bf16 where native, else fp32), "bf16", "fp32", or "fp64" (float64 weights and
+    arithmetic, for checking numerics: several times slower)."""
     channels_last: bool = True
     """Keep conv activations in NHWC memory layout (faster convolutions on CPUs and GPUs)."""
     log_every: int = 50

@@ -48,7 +48,7 @@ from genlab.models.cyclegan import CycleGAN, ImagePool
 from genlab.runs import read_config
 from genlab.training.checkpoint import Checkpoint
 from genlab.training.distributed import global_rows, sync_grad_norm
-from genlab.training.engine import Engine, Step, load_ema, make_ema
+from genlab.training.engine import Engine, Step, as_float32, load_ema, make_ema
 
 B_SEED_OFFSET = 1  # domain B's data order uses seed + 1: otherwise equal sizes pair A_i with B_i
 GRID_N = 8  # fixed images of each domain in the sample grids
@@ -97,6 +97,7 @@ def write_translation_grid(model: CycleGAN, run_dir: Path, step: int, fixed: Dom
     """samples/step_XXXXXXX.png: `translation_grid` of the fixed images, one row each."""
     from genlab.images import BORDER, make_grid, save_png
 
+    model = as_float32(model)
     device = next(model.parameters()).device
     x_a, x_b = (d.images.to(device).float().div(255.0) for d in fixed)
     was_training = model.training
@@ -182,7 +183,11 @@ class CycleGANStep(Step):
         self.opt["g"].step()
 
         # 2. Both discriminators on real images and pooled past translations.
-        fake_a, fake_b = self.pooled("a", out.fake_a.float()), self.pooled("b", out.fake_b.float())
+        dtype = self.engine.dtype  # the pools hold fakes at the weights' precision, not bf16
+        fake_a, fake_b = (
+            self.pooled("a", out.fake_a.to(dtype)),
+            self.pooled("b", out.fake_b.to(dtype)),
+        )
         with engine.accelerator.autocast():
             loss_d, logs_d = model.d_loss(x_a, x_b, fake_a, fake_b)
         engine.guard(loss_d, "the discriminator loss", self.lower)

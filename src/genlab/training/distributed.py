@@ -84,7 +84,7 @@ def _global_batch_norm_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.T
         return type(self).forward(self, x)
     dims = [0, *range(2, x.ndim)]
     shape = (1, -1) + (1,) * (x.ndim - 2)
-    xf = x.float()
+    xf = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16 -> fp32, fp64 stays
     count = torch.tensor([x.numel() / x.shape[1]], device=x.device)
     sums = _all_reduce(torch.cat([xf.sum(dims), count]))  # (C + 1,): sum over every process
     n = sums[-1]

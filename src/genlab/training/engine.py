@@ -20,6 +20,8 @@ pure function of progress (`config.lr_at`), so the state to resume is the step p
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import csv
 import dataclasses
 import importlib
@@ -52,15 +54,38 @@ SAMPLE_SEED_OFFSET = 12345  # sample grids use seed + this, so they are comparab
 # ------------------------------------------------------------------------------ precision
 
 
+PRECISIONS = ("auto", "bf16", "fp32", "fp64")
+
+
 def resolve_precision(precision: str, device_type: str) -> str:
-    """accelerate's mixed_precision ("bf16" or "no") for a TrainConfig.precision."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise GenlabError(f"unknown precision {precision!r}: use auto, bf16 or fp32")
+    """accelerate's mixed_precision ("bf16" or "no") for a TrainConfig.precision ("fp64" trains
+    without autocast, in float64: `compute_dtype`)."""
+    if precision not in PRECISIONS:
+        raise GenlabError(f"unknown precision {precision!r}: use auto, bf16, fp32 or fp64")
     if precision == "auto":
         if device_type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "no"
         return "bf16" if device_type == "cpu" and bf16_native() else "no"
     return "bf16" if precision == "bf16" else "no"
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype of the weights and of every tensor a step makes: float64 for "fp64" (checking
+    numerics: reordered sums then differ by about 1e-16 relative, not 1e-7), else float32
+    (bf16 is autocast's, inside the step)."""
+    return torch.float64 if precision == "fp64" else torch.float32
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """torch's default dtype set to `dtype` for the duration (fresh noise and buffers a step
+    makes follow the weights), restored after."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def make_accelerator(precision: str, cpu: bool):
@@ -157,6 +182,14 @@ def progress_bar(total: int | None, initial: int, desc: str):
     )
 
 
+def as_float32(model: nn.Module) -> nn.Module:
+    """The model itself, or a float32 copy of an fp64 run's (grids are drawn as `genlab sample`
+    draws them, in float32, with `default_dtype(torch.float32)` around)."""
+    if any(p.dtype == torch.float64 for p in model.parameters()):
+        return copy.deepcopy(model).float()
+    return model
+
+
 def write_samples(
     model: nn.Module, run_dir: Path, step: int, seed: int, n: int = 64
 ) -> Path | None:
@@ -168,6 +201,7 @@ def write_samples(
 
     if not hasattr(model, "sample"):
         return None
+    model = as_float32(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -280,7 +314,8 @@ class Engine:
 
     Attributes:
         run_dir, config (TrainConfig), data (ImageData, or a family's own, e.g. Domains).
-        accelerator, device, memory_format; shard: this process's rows of every global batch.
+        accelerator, device, memory_format, dtype (of weights and batches);
+        shard: this process's rows of every global batch.
         step: steps done; last_saved: the step of the last checkpoint.
     """
 
@@ -290,6 +325,7 @@ class Engine:
         self.memory_format = (
             torch.channels_last if config.channels_last else torch.contiguous_format
         )
+        self.dtype = compute_dtype(config.precision)
         self.shard = Shard(accelerator.process_index, accelerator.num_processes)
         self.main = accelerator.is_main_process
         self.step, self.last_saved = 0, 0
@@ -308,7 +344,7 @@ class Engine:
         seed = self.config.seed if seed is None else seed
         index = batch_index(i, len(data), self.config.batch_size, seed)
         index = index[self.shard.rank :: self.shard.world]
-        x = images[index].to(self.device, non_blocking=True).float().div_(255.0)
+        x = images[index].to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
         y = labels[index].to(self.device, non_blocking=True)
         return Batch(x.contiguous(memory_format=self.memory_format), y, self.shard)
 
@@ -413,8 +449,11 @@ def train(
         progress: show a tqdm progress bar on stderr.
         cpu: force the CPU even where CUDA is available.
     """
-    engine, train_step, ckpt = build(run_dir, max_steps, max_minutes, data, cpu)
-    return _loop(engine, train_step, ckpt, stop_at, progress)
+    run_dir = Path(run_dir)
+    precision = read_config(run_dir).get("train", {}).get("precision", "auto")
+    with default_dtype(compute_dtype(precision)):
+        engine, train_step, ckpt = build(run_dir, max_steps, max_minutes, data, cpu)
+        return _loop(engine, train_step, ckpt, stop_at, progress)
 
 
 def build(
@@ -441,7 +480,7 @@ def build(
             f"--batch-size {tcfg.batch_size} does not split evenly over {engine.shard.world} "
             "processes; choose a multiple"
         )
-    model = model.to(engine.device, memory_format=engine.memory_format)
+    model = model.to(engine.device, engine.dtype, memory_format=engine.memory_format)
     as_one_process(model, engine.shard)
     if ckpt is not None:
         model.load_state_dict(ckpt.model)
@@ -480,6 +519,10 @@ def _loop(
                 run_dir, s.model, s.ema_weights(), s.optimizers(), trainer, s.extra_state()
             )
         engine.accelerator.wait_for_everyone()
+
+    def grid(step: int) -> None:
+        with default_dtype(torch.float32):  # an fp64 run's grids too (`as_float32`)
+            train_step.write_samples(step)
 
     bar = None
     if progress and engine.main:
@@ -539,7 +582,7 @@ def _loop(
             if bar is not None:
                 bar.update(1)
             if at % tcfg.sample_every == 0 and engine.main:
-                train_step.write_samples(at)
+                grid(at)
             if at % tcfg.checkpoint_every == 0:
                 checkpoint(at, elapsed_before + time.perf_counter() - start)
                 engine.last_saved = at
@@ -550,7 +593,7 @@ def _loop(
         if engine.step != engine.last_saved or checkpoint_dir(run_dir) is None:
             checkpoint(engine.step, elapsed)
         if engine.main and engine.step > 0:
-            train_step.write_samples(engine.step)
+            grid(engine.step)
     if bar is not None:
         bar.close()
     trained = elapsed - elapsed_before

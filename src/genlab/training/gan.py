@@ -79,7 +79,7 @@ class CollapseMonitor:
         from genlab.evaluation.metrics import class_histogram, mode_coverage
 
         with torch.random.fork_rng(devices=[]):  # building it must not move the global RNG
-            self.net = load_feature_network(device=str(device))
+            self.net = load_feature_network(device=str(device)).float()  # fp64 runs too
         self.device, self.seed, self.n = device, seed, n
         self._histogram, self._coverage = class_histogram, mode_coverage
 
