@@ -117,6 +117,7 @@ def test_bad_input_is_one_line(run, fmnist_dir, tmp_path, capsys, monkeypatch):
     assert not os.path.exists(tmp_path / "R")
 
 
+@pytest.mark.kernels
 def test_resume_and_ctrl_c_are_exact(fmnist_dir, tmp_path, monkeypatch):
     import genlab
 

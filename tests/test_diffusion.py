@@ -159,6 +159,7 @@ def _float64(ref, sched: Schedule):
     return ref
 
 
+@pytest.mark.kernels
 def test_alphas_cumprod_match_diffusers():
     from diffusers import DDPMScheduler
 
@@ -168,6 +169,7 @@ def test_alphas_cumprod_match_diffusers():
         torch.testing.assert_close(ours.alpha_bar.float(), ref.alphas_cumprod, atol=1e-6, rtol=0)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("variance", [("beta_tilde", "fixed_small"), ("beta", "fixed_large")])
 @pytest.mark.parametrize("prediction", [("eps", "epsilon"), ("v", "v_prediction")])
 @pytest.mark.parametrize("t", [999, 500, 1, 0])
@@ -190,6 +192,7 @@ def test_ddpm_step_matches_diffusers(variance, prediction, t):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 @pytest.mark.parametrize(
     "prediction", [("eps", "epsilon"), ("v", "v_prediction"), ("x0", "sample")]
@@ -218,6 +221,7 @@ def test_ddim_step_matches_diffusers(eta, prediction):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("prediction", [("eps", "epsilon"), ("v", "v_prediction")])
 def test_dpmpp_2m_steps_match_diffusers(prediction):
     from diffusers import DPMSolverMultistepScheduler

@@ -252,6 +252,7 @@ def test_qtable_learns_cliffwalking(tmp_path):
     ("dqn", {**FAST, "env": "MinAtar/Breakout-v1", "width": 16, "depth": 1, "channels": 4}),
     ("qtable", {"env": "FrozenLake-v1", "eval_every": 300, "eval_episodes": 3}),
 ])  # fmt: skip
+@pytest.mark.kernels
 def test_resume_equals_the_uninterrupted_run(family, options, tmp_path):
     whole = genlab.create(family, tmp_path / "whole", max_steps=900, checkpoint_every=10**6,
                           **options)  # fmt: skip

@@ -60,6 +60,7 @@ def test_encode_rejects_bad_prompts(enc):
             enc.encode(bad)
 
 
+@pytest.mark.kernels
 def test_embed_matches_sentence_transformers(enc):
     st = pytest.importorskip("sentence_transformers")
     sentences = ["a photo of a sandal", "boots for the ankle", "A small grayscale image of a bag!"]

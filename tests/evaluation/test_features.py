@@ -24,6 +24,7 @@ def test_shipped_weights_load_and_are_small():
     assert info["test_accuracy"] >= 0.93
 
 
+@pytest.mark.kernels
 def test_shipped_weights_reproduce_their_recorded_test_accuracy():
     require_real_fashion_mnist()
     test = fm.load_fashion_mnist("test", data_dir=fm.SYSTEM_DIR)

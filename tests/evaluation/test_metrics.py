@@ -47,6 +47,7 @@ def test_fd_of_a_set_with_itself_is_zero():
     assert abs(fd) < 1e-9 * scale
 
 
+@pytest.mark.kernels
 def test_fd_from_moments_matches_scipy_and_the_diagonal_closed_form():
     g = _gen(1)
     d = 6
@@ -120,6 +121,7 @@ def _modes(n: int, modes: list[int], g: torch.Generator, d: int = 8) -> torch.Te
     return centres[which] + torch.randn(n, d, generator=g)
 
 
+@pytest.mark.kernels
 def test_prdc_matches_the_prdc_package():
     from prdc import compute_prdc
 
@@ -171,6 +173,7 @@ class _Identity(torch.nn.Module):
         return x
 
 
+@pytest.mark.kernels
 @pytest.mark.filterwarnings("ignore::UserWarning")  # torchmetrics: buffer size, std of 1 split
 def test_inception_score_matches_torchmetrics_on_one_split():
     logits = torch.randn(400, 10, generator=_gen(8)) * 3

@@ -96,6 +96,7 @@ def test_config_errors_are_one_line():
 # ----------------------------------------------------------------------------- training
 
 
+@pytest.mark.kernels
 def test_pixel_ddpm_resumes_exactly(fmnist_dir, tmp_path):
     spec = DataSpec("fashion-mnist", str(fmnist_dir), limit=128)
     data = load_data(spec, "train")
@@ -286,6 +287,7 @@ def test_txt2img_trains_on_captions_and_draws_any_prompt(fmnist_dir, vae_run, tm
     assert "--vae" in one_line_error(capsys)
 
 
+@pytest.mark.kernels
 def test_a_shipped_txt2img_run_leaves_out_its_caption_states_and_loads_them_back(
     fmnist_dir, vae_run, tmp_path
 ):

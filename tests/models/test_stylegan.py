@@ -193,6 +193,7 @@ def _run(path, fmnist_dir, model=TINY, config=TINY_TRAIN):
     return create_run(path, "stylegan", model, config, spec)
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("diffaug", ["", "color,translation,cutout"])
 def test_resume_equals_uninterrupted_run_with_r1_and_mixing(
     tmp_path, fmnist_dir, fm_train, diffaug

@@ -30,6 +30,7 @@ def test_folder_components_weights_and_geometry(sd_folder):
     assert (source.in_channels, source.native_size) == (4, 16)
 
 
+@pytest.mark.kernels
 def test_single_file_counts_match_the_folder(sd_folder, sd_single_file):
     folder = inspect_model(sd_folder)
     single = inspect_model(sd_single_file.checkpoint, config=sd_single_file.config)

@@ -157,6 +157,7 @@ def test_the_cycle_loss_falls_on_two_tiny_shape_folders(tmp_path, specs):
     assert cycle[-1] < 0.5 * cycle[0], cycle  # seeds 0-3: 0.20-0.35 of the first row
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("ema_decay", [None, 0.9])
 def test_resume_equals_uninterrupted_run(tmp_path, fmnist_dir, ema_decay):
     a, b = fm_specs(fmnist_dir)

@@ -24,7 +24,6 @@ import pytest
 
 from genlab.runs import load_weights
 
-pytestmark = [pytest.mark.kernels]  # float sums: run again as an AVX2 CPU computes (Makefile)
 BIN = Path(sys.executable).parent
 BROKEN = Path(__file__).with_name("broken_ddp.py")
 STEPS = ["--max-steps", "2", "--no-progress", "--precision", "fp64"]
@@ -56,10 +55,8 @@ BUGS = {  # bug (broken_ddp.py): the family whose step it breaks, and more optio
     "fakes-twice": ("gan", ()),
 }
 
-pytestmark.append(
-    pytest.mark.skipif(
-        shutil.which("torchrun", path=str(BIN)) is None, reason="torchrun is installed with torch"
-    )
+pytestmark = pytest.mark.skipif(
+    shutil.which("torchrun", path=str(BIN)) is None, reason="torchrun is installed with torch"
 )
 
 
@@ -131,6 +128,7 @@ def train_args(family: str, fmnist_dir: Path, more: tuple[str, ...] = ()) -> lis
     return ["train", family, *STEPS, *CASES[family], *more, "--data-dir", str(fmnist_dir)]
 
 
+@pytest.mark.kernels  # float sums: run again as an AVX2 CPU computes (Makefile)
 @pytest.mark.parametrize("family", CASES)
 def test_two_processes_train_like_one(fmnist_dir, tmp_path, one_process, family):
     launch([*train_args(family, fmnist_dir), "--out", str(tmp_path / "two")], 2)
@@ -148,6 +146,7 @@ def test_each_distributed_bug_fails_the_comparison(fmnist_dir, tmp_path, one_pro
     assert gap > 100.0, f"{bug}: the weights moved only {gap:.3g} tolerances"
 
 
+@pytest.mark.kernels
 def test_accelerate_launch_and_resume_under_two_processes(fmnist_dir, tmp_path, one_process):
     launch([*train_args("ae", fmnist_dir), "--out", str(tmp_path / "two")], 2, "accelerate")
     assert_same_training(one_process("ae"), tmp_path / "two")

@@ -72,6 +72,7 @@ def test_a_run_trains_and_writes_a_complete_run_directory(tmp_path, fmnist_dir, 
     assert x.shape == (4, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
 
 
+@pytest.mark.kernels
 @pytest.mark.parametrize("loss, n_critic", [("ns", 1), ("wgan-gp", 2)])
 def test_resume_equals_uninterrupted_run(tmp_path, fmnist_dir, fm_train, loss, n_critic):
     model = dataclasses.replace(TINY_GAN, loss=loss, n_critic=n_critic)

@@ -45,6 +45,7 @@ def make_run(path, family="vae", model=TINY_VAE, config=TINY_TRAIN):
     return create_run(path, family, model, config, DataSpec("fashion-mnist", "unused"))
 
 
+@pytest.mark.kernels
 def test_resume_equals_uninterrupted_run(tmp_path):
     data = random_data()
     straight = make_run(tmp_path / "straight")
