@@ -29,12 +29,15 @@ _BOOKKEEPING = ("epoch", "wall_time", "time")
 
 
 def read_metrics_rows(csv_path: Path, missing: str) -> list[dict[str, str]]:
-    """The rows of a metrics CSV; one-line errors for a missing file (`missing`) or no rows."""
+    """The rows of a metrics CSV; one-line errors for a missing file (`missing`), a file that is
+    not CSV text, or no rows. Damaged cells read as NaN (`numeric_column`), missing ones too."""
     try:
-        with open(csv_path, newline="") as f:
+        with open(csv_path, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except FileNotFoundError:
         raise GenlabError(missing) from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise GenlabError(f"{csv_path}: not a readable CSV file ({e}); it is damaged") from None
     if not rows:
         raise GenlabError(f"{csv_path} has no rows yet: train for a few logging steps first")
     return rows

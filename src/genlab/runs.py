@@ -28,6 +28,7 @@ __all__ = [
     "checkpoint_dir",
     "config_from_dict",
     "load_model",
+    "load_state",
     "load_weights",
     "read_config",
     "save_weights",
@@ -98,9 +99,15 @@ def load_model(run_dir: str | os.PathLike, *, ema: bool = True, device: str = "c
     left_out = [k for k in getattr(model, "RECOMPUTABLE", ()) if k in own and k not in state]
     if left_out and model.restore(config):  # buffers a run may leave out, recomputed
         state = {**state, **{k: own[k] for k in left_out}}
+    load_state(model, state, path)
+    return model.to(device).eval()
+
+
+def load_state(model, state: dict, path: str | os.PathLike) -> None:
+    """`model.load_state_dict(state)`, the weights read from `path`; weights that do not fit
+    the model config.json describes are one line."""
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         raise GenlabError(f"{path}: weights do not match config.json ({first})") from None
-    return model.to(device).eval()

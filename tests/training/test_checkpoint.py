@@ -77,10 +77,11 @@ def test_crash_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(ckpt_mod, "save_weights", crash_on_optimizer)
     with torch.no_grad():
         model[0].weight.add_(1.0)
-    with pytest.raises(OSError):
+    with pytest.raises(GenlabError, match="step 2 could not be written.*step 1 is kept"):
         save_checkpoint(tmp_path, model, None, opt, {"step": 2, "elapsed_s": 0.0})
     assert load_checkpoint(tmp_path).trainer["step"] == 1
     assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert not (tmp_path / "state.tmp").exists()
 
 
 def test_crash_between_the_two_renames_is_recovered(tmp_path):

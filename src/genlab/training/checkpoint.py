@@ -13,7 +13,10 @@ CycleGAN's image pools) go in as `extra` and are stored in optimizer.safetensors
 It is written as `state.tmp/`, then swapped in by two renames; the inference weights at the top
 of the run directory are hard links to the same files. A crash at any point leaves either the old
 or the new checkpoint complete (a crash between the two renames leaves `state.old/`, which
-`load_checkpoint` uses).
+`load_checkpoint` uses, and `finish_interrupted_save` puts back when the run resumes); a write
+that fails (a full disk) removes `state.tmp/` and raises one line, the old checkpoint kept. Every
+safetensors file carries a checksum (`genlab.io.weights_checksum`), so a damaged one is refused
+on load. tests/training/test_faults.py kills training at random points of these writes.
 
 accelerate's own save_state pickles the optimizer and RNG state (torch.save); genlab keeps
 accelerate for devices, DDP and autocast, and writes the state itself in safetensors + JSON.
@@ -91,9 +94,39 @@ def save_checkpoint(
     Args:
         optimizer: the run's optimizer, or several by name (names without dots).
         extra: more training-state tensors by key, returned as `Checkpoint.extra`.
+
+    Raises:
+        GenlabError: the checkpoint could not be written (a full disk); the previous one is
+            kept and `state.tmp/` removed.
     """
     run_dir = Path(run_dir)
-    tmp, final, old = run_dir / f"{STATE}.tmp", run_dir / STATE, run_dir / f"{STATE}.old"
+    tmp = run_dir / f"{STATE}.tmp"
+    try:
+        _write_state(tmp, model, ema, optimizer, trainer, extra)
+        _swap(run_dir)
+    except OSError as e:  # a full disk, a quota, a read-only mount: the last checkpoint stays
+        shutil.rmtree(tmp, ignore_errors=True)
+        where = checkpoint_dir(run_dir)
+        kept = (
+            f"the checkpoint of step {_step_of(where)} is kept"
+            if where is not None
+            else "no checkpoint had been written yet"
+        )
+        raise GenlabError(
+            f"{run_dir}: the checkpoint of step {trainer['step']} could not be written "
+            f"({e.strerror or e}); {kept}; make room and resume (genlab train --resume {run_dir})"
+        ) from None
+
+
+def _write_state(
+    tmp: Path,
+    model: torch.nn.Module,
+    ema: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    trainer: dict[str, Any],
+    extra: Mapping[str, torch.Tensor] | None,
+) -> None:
+    """Write a whole checkpoint into the directory `tmp` (made afresh)."""
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     step = str(trainer["step"])
@@ -119,15 +152,51 @@ def save_checkpoint(
         json.dump({**trainer, opt_key: opt_meta}, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
-    # Swap: state -> state.old, state.tmp -> state, drop state.old.
+
+
+def _swap(run_dir: Path) -> None:
+    """state -> state.old, state.tmp -> state, drop state.old; then the top-level weights."""
+    tmp, final, old = run_dir / f"{STATE}.tmp", run_dir / STATE, run_dir / f"{STATE}.old"
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(tmp, final)
     shutil.rmtree(old, ignore_errors=True)
+    _link_weights(run_dir)
+
+
+def _link_weights(run_dir: Path) -> None:
+    """The inference weights at the top of the run: the checkpoint's files (hard links)."""
     for name in (WEIGHTS, EMA_WEIGHTS):
-        if (final / name).is_file():
-            _link_atomically(final / name, run_dir / name)
+        if (run_dir / STATE / name).is_file():
+            _link_atomically(run_dir / STATE / name, run_dir / name)
+
+
+def _step_of(where: Path) -> int | str:
+    try:
+        return json.loads((where / "trainer.json").read_text())["step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
+
+
+def finish_interrupted_save(run_dir: str | os.PathLike) -> None:
+    """Complete what a process killed while checkpointing left undone, keeping the latest
+    complete checkpoint: state.old/ back to state/ (killed between the two renames), no
+    state.tmp/ or state.old/ left over, the top-level weights linked to state/'s. Called when a
+    run resumes, after its checkpoint has loaded (the run may have ended in that save, so no
+    later save would tidy up)."""
+    run_dir = Path(run_dir)
+    where = checkpoint_dir(run_dir)
+    final, old = run_dir / STATE, run_dir / f"{STATE}.old"
+    if where == old:  # no state/: the swap stopped between its renames
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(old, final)
+    shutil.rmtree(run_dir / f"{STATE}.tmp", ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    for name in (WEIGHTS, EMA_WEIGHTS):
+        (run_dir / f".{name}.tmp").unlink(missing_ok=True)
+    if where is not None:
+        _link_weights(run_dir)
 
 
 def _link_atomically(src: Path, dst: Path) -> None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
 import importlib
 import time
@@ -35,19 +34,29 @@ from torch import nn
 from genlab.data import Batch, DataSpec, ImageData, Shard, data_size, require_batches
 from genlab.errors import GenlabError
 from genlab.families import get_family
-from genlab.runs import CONFIG, build_model, config_from_dict, read_config, write_json
+from genlab.runs import (
+    CONFIG,
+    WEIGHTS,
+    build_model,
+    config_from_dict,
+    load_state,
+    read_config,
+    write_json,
+)
 from genlab.runtime import StopFlag, bf16_native
 from genlab.training.checkpoint import (
     Checkpoint,
     checkpoint_dir,
+    finish_interrupted_save,
     load_checkpoint,
     restore_rng,
     save_checkpoint,
 )
 from genlab.training.config import TrainConfig, TrainResult, batch_index, progress_of
-from genlab.training.distributed import as_one_process
+from genlab.training.distributed import as_one_process, on_main_process
+from genlab.training.lock import lock_run, unlock_run
+from genlab.training.metrics import METRICS, MetricsWriter, kept_metrics, truncate_metrics
 
-METRICS = "metrics.csv"
 SAMPLE_SEED_OFFSET = 12345  # sample grids use seed + this, so they are comparable over training
 
 
@@ -137,40 +146,6 @@ def load_ema(ema, state: dict[str, torch.Tensor] | None, trainer: dict[str, Any]
     if ema is not None and state is not None:
         ema.module.load_state_dict(state)
         ema.n_averaged.fill_(trainer.get("ema_n_averaged", 1))
-
-
-class MetricsWriter:
-    """Appends rows to metrics.csv; the header is fixed by the first row of the file."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.fields: list[str] | None = None
-        if path.is_file() and path.stat().st_size > 0:
-            with open(path, newline="") as f:
-                self.fields = next(csv.reader(f), None)
-
-    def write(self, row: dict[str, Any]) -> None:
-        new = self.fields is None
-        if new:
-            self.fields = list(row)
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-
-def truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint we resume from (they will be logged again)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows(kept)
 
 
 def progress_bar(total: int | None, initial: int, desc: str):
@@ -387,16 +362,17 @@ def _global(sums: dict[str, torch.Tensor], engine: Engine) -> dict[str, torch.Te
 def prepare_training(
     run_dir: Path, max_steps: int | None, max_minutes: float | None, data
 ) -> tuple[dict[str, Any], TrainConfig, Any]:
-    """Read a run's config, store new budgets in it, load its training data, check one batch fits.
+    """Read a run's config, put new budgets in it, load its training data, check one batch fits
+    (writing nothing: `build` stores the budgets once the whole run has loaded).
 
     Returns:
-        The config.json dict, the (updated) TrainConfig and the training data.
+        The config.json dict (with the new budgets), the TrainConfig and the training data.
     """
-    from genlab.training.distributed import processes
-
     config = read_config(run_dir)
     source = str(run_dir / CONFIG)
-    tcfg = config_from_dict(TrainConfig, config.get("train", {}), source)
+    if not isinstance(config.get("train"), dict):
+        raise GenlabError(f"{source}: has no 'train' entry; the run directory is damaged")
+    tcfg = config_from_dict(TrainConfig, config["train"], source)
     if max_steps is not None or max_minutes is not None:
         tcfg = dataclasses.replace(
             tcfg,
@@ -404,8 +380,6 @@ def prepare_training(
             max_minutes=max_minutes if max_minutes is not None else tcfg.max_minutes,
         )
         config = {**config, "train": dataclasses.asdict(tcfg)}
-        if processes().rank == 0:
-            write_json(run_dir / CONFIG, config)
     if tcfg.max_steps is None and tcfg.max_minutes is None:
         raise GenlabError("no training budget: give --max-steps or --max-minutes")
     data = data if data is not None else load_training_data(config, source)
@@ -450,10 +424,14 @@ def train(
         cpu: force the CPU even where CUDA is available.
     """
     run_dir = Path(run_dir)
-    precision = read_config(run_dir).get("train", {}).get("precision", "auto")
-    with default_dtype(compute_dtype(precision)):
-        engine, train_step, ckpt = build(run_dir, max_steps, max_minutes, data, cpu)
-        return _loop(engine, train_step, ckpt, stop_at, progress)
+    lock = on_main_process(lambda: lock_run(run_dir))  # one writer: a second train is refused
+    try:
+        precision = read_config(run_dir).get("train", {}).get("precision", "auto")
+        with default_dtype(compute_dtype(precision)):
+            engine, train_step, ckpt = build(run_dir, max_steps, max_minutes, data, cpu)
+            return _loop(engine, train_step, ckpt, stop_at, progress)
+    finally:
+        unlock_run(lock)
 
 
 def build(
@@ -471,6 +449,8 @@ def build(
     torch.manual_seed(tcfg.seed)
     model = build_model(config)
     ckpt = load_checkpoint(run_dir) if checkpoint_dir(run_dir) is not None else None
+    if ckpt is not None:  # the rows resuming keeps must be the ones logged
+        kept_metrics(run_dir / METRICS, ckpt.trainer["step"], ckpt.trainer.get("metrics_sha256"))
     if ckpt is None and hasattr(model, "load_frozen"):
         model.load_frozen(run_dir)  # parts not trained here (a latent model's VAE, captions)
     accelerator = make_accelerator(tcfg.precision, cpu)
@@ -483,8 +463,11 @@ def build(
     model = model.to(engine.device, engine.dtype, memory_format=engine.memory_format)
     as_one_process(model, engine.shard)
     if ckpt is not None:
-        model.load_state_dict(ckpt.model)
-    return engine, step_class(family.step)(engine, model, ckpt), ckpt
+        load_state(model, ckpt.model, checkpoint_dir(run_dir) / WEIGHTS)
+    train_step = step_class(family.step)(engine, model, ckpt)
+    if (max_steps, max_minutes) != (None, None) and engine.main:  # all loaded: store the budgets
+        write_json(run_dir / CONFIG, config)
+    return engine, train_step, ckpt
 
 
 def _loop(
@@ -500,8 +483,11 @@ def _loop(
         engine.step, elapsed_before = ckpt.trainer["step"], ckpt.trainer["elapsed_s"]
         log_sums = {k: torch.tensor(v) for k, v in ckpt.trainer.get("log_window", {}).items()}
         log_count = ckpt.trainer.get("log_count", 0)
-        if engine.main:
-            truncate_metrics(run_dir / METRICS, engine.step)
+    if engine.main:  # rows after the checkpoint (all, without one) will be logged again
+        digest = ckpt.trainer.get("metrics_sha256") if ckpt is not None else None
+        truncate_metrics(run_dir / METRICS, engine.step, digest)
+        if ckpt is not None:
+            finish_interrupted_save(run_dir)
     engine.last_saved = first_step = engine.step
 
     def checkpoint(step: int, elapsed: float) -> None:
@@ -513,6 +499,7 @@ def _loop(
                 "ema_n_averaged": s.ema_count,
                 "log_window": {k: float(v) for k, v in log_sums.items()},
                 "log_count": log_count,
+                "metrics_sha256": writer.digest(),
                 **s.trainer_state(),
             }
             save_checkpoint(
