@@ -11,28 +11,26 @@ from helpers import require_real_fashion_mnist
 
 import genlab
 from genlab.errors import GenlabError
-from genlab.evaluation.evaluate import EvalConfig
+from genlab.evaluation.evaluate import EvalConfig, evaluate_run
 from genlab.pretrained import PROVENANCE, SCHEMA, SHIPPED, find, get, ship, shipped
+from genlab.runs import load_model
+from genlab.sampling import sampling_options
 
 SHIPPED_RUNS = shipped()
 AGENTS = ("dqn", "qtable")
-FD_TOLERANCE = (0.05, 2.0)
-"""A fresh small-n FD must lie within 5% + 2 of the recorded one: the same seed draws the same
-samples, so only the arithmetic of another CPU (bf16 or fp32, other kernels) moves it."""
+TOLERANCE = (0.05, 2.0)
+"""A fresh check FD must lie within 5% + 2 of the recorded one: the same seed draws the same
+samples, so only the arithmetic of another CPU (bf16 or fp32, other kernels) moves it. That is
+well inside what drawing other samples moves it by (the `spread` over 8 other seeds that
+scripts/pretrained_checks.py records with each check: FD's standard deviation is 6 to 32 at these
+n), and held in both passes of make test (bf16 AVX-512 and fp32 AVX2). The same bound for an
+agent's mean return over the same seeded greedy episodes."""
 
 
-def sampling_options(entry: dict) -> dict:
-    """The `genlab.evaluate` keywords of an eval entry's recorded sampling options."""
-    s, out = entry.get("sampling", {}), {}
-    if "sampler" in s:
-        out["sampler"] = s["sampler"]
-    if "steps" in s:
-        out["steps"] = int(s["steps"])
-    if "eta" in s:
-        out["eta"] = float(s["eta"])
-    if "w" in s:
-        out["guidance"] = float(s["w"])
-    return out
+@pytest.fixture(scope="module")
+def evaluators() -> dict:
+    """Evaluators shared by the checks: the data and the real features are loaded once."""
+    return {}
 
 
 def test_the_shipped_runs_are_small_and_complete():
@@ -51,27 +49,39 @@ def test_the_shipped_runs_are_small_and_complete():
         assert json.loads((entry.path / "config.json").read_text())["family"] == entry.family
 
 
+@pytest.mark.kernels  # float arithmetic: run again as an AVX2 CPU computes (Makefile)
 @pytest.mark.parametrize("entry", SHIPPED_RUNS, ids=[s.name for s in SHIPPED_RUNS])
-def test_a_shipped_run_samples_and_reproduces_its_check(entry, tmp_path):
+def test_a_shipped_run_samples_and_reproduces_its_check(entry, tmp_path, evaluators):
     run = get(entry.name, tmp_path / entry.name)
-    rel, absolute = FD_TOLERANCE
+    check = entry.provenance["check"]
     if entry.family in AGENTS:  # the same seeded greedy episodes: the same mean return
         from genlab.rl.agent import evaluate_agent
 
-        check = entry.provenance["check"]
+        rel, absolute = TOLERANCE
         record, _ = evaluate_agent(run, check["n"])
         want = check["metrics"]["mean"]
         assert abs(record["mean"] - want) <= rel * abs(want) + absolute, (record["mean"], want)
         return
     require_real_fashion_mnist()
-    s = genlab.sample(run, 4, seed=0)
+    model = load_model(run)  # once: a txt2img run recomputes its caption states on loading
+    s = genlab.sample(run, 4, seed=0, model=model)
     assert s.images.shape[0] == 4 and s.images.min() >= 0 and s.images.max() <= 1
-    check = entry.provenance["check"]
-    config = EvalConfig(n=check["n"], seed=check["seed"])
-    record, _ = genlab.evaluate(run, config=config, **sampling_options(check))
+    sampling = check.get("sampling", {})
+    config = EvalConfig(n=check["n"], seed=check["seed"], references=False, memorisation=False)
+    options = sampling_options(model, **recorded_options(sampling))
+    record = evaluate_run(run, config, evaluators=evaluators, model=model, described=sampling,
+                          sample_options=options)  # fmt: skip
     fd, want = record["metrics"]["fd"], check["metrics"]["fd"]
+    rel, absolute = TOLERANCE
     assert abs(fd - want) <= rel * want + absolute, (fd, want)
     assert record["metrics"]["modes_covered"] >= check["metrics"]["modes_covered"] - 1
+
+
+def recorded_options(sampling: dict) -> dict:
+    """`sampling_options` keywords from a record's sampling entry (strings)."""
+    names = {"sampler": ("sampler", str), "steps": ("steps", int), "eta": ("eta", float),
+             "w": ("guidance", float)}  # fmt: skip
+    return {names[k][0]: names[k][1](v) for k, v in sampling.items() if k in names}
 
 
 def test_get_refuses_unknown_names_and_existing_folders(tmp_path):
@@ -122,7 +132,7 @@ def test_ship_then_get_round_trips_a_trained_run(tmp_path, fmnist_dir):
     p = entry.provenance
     assert (p["steps"], p["seed"], p["check"]["sampling"]) == (3, 5, {"sampler": "ddim",
                                                                       "steps": "5"})  # fmt: skip
-    assert sampling_options(p["check"]) == {"sampler": "ddim", "steps": 5}
+    assert recorded_options(p["check"]["sampling"]) == {"sampler": "ddim", "steps": 5}
     out = get("tiny", tmp_path / "copy", root)
     x = torch.rand(2, 1, 28, 28)
     torch.testing.assert_close(genlab.load(out).encode(x), genlab.load(run).encode(x))
