@@ -63,7 +63,11 @@ def weights_checksum(tensors: dict, metadata: dict[str, str]) -> str:
     for key in sorted(tensors):
         t = tensors[key]
         h.update(f"{key}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+        flat = t.detach().cpu().reshape(-1)  # (one element may keep any stride: clone it)
+        if flat.numel() == 1 and flat.stride(0) != 1:
+            flat = flat.clone(memory_format=torch.contiguous_format)
+        if flat.numel() > 0:
+            h.update(flat.view(torch.uint8).numpy().data)
     for key in sorted(metadata):
         if key != CHECKSUM:
             h.update(f"{key}\0{metadata[key]}\0".encode())

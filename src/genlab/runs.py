@@ -85,7 +85,11 @@ def build_model(config: dict[str, Any], source: str = CONFIG):
     from genlab.families import get_family
 
     family = get_family(config["family"], source)
-    return family.model(config_from_dict(family.config, config["model"], source))
+    model_config = config_from_dict(family.config, config["model"], source)
+    try:
+        return family.model(model_config)
+    except ValueError as e:  # a value the model cannot take (GenlabError is one too)
+        raise GenlabError(f"{source}: {e}") from None
 
 
 def load_model(run_dir: str | os.PathLike, *, ema: bool = True, device: str = "cpu"):

@@ -182,9 +182,9 @@ def _step_of(where: Path) -> int | str:
 def finish_interrupted_save(run_dir: str | os.PathLike) -> None:
     """Complete what a process killed while checkpointing left undone, keeping the latest
     complete checkpoint: state.old/ back to state/ (killed between the two renames), no
-    state.tmp/ or state.old/ left over, the top-level weights linked to state/'s. Called when a
-    run resumes, after its checkpoint has loaded (the run may have ended in that save, so no
-    later save would tidy up)."""
+    state.tmp/ or state.old/ left over, the top-level weights linked to state/'s. Called when
+    training starts, after the checkpoint (if any) has loaded: the run may have ended in that
+    save, so no later save would tidy up."""
     run_dir = Path(run_dir)
     where = checkpoint_dir(run_dir)
     final, old = run_dir / STATE, run_dir / f"{STATE}.old"
@@ -203,6 +203,8 @@ def _link_atomically(src: Path, dst: Path) -> None:
     """Make dst the same file as src (a hard link, or a copy), replacing dst atomically."""
     tmp = dst.with_name(f".{dst.name}.tmp")
     tmp.unlink(missing_ok=True)
+    if dst.is_file() and os.path.samefile(src, dst):
+        return  # linked already (renaming a link onto its own file does nothing: tmp would stay)
     try:
         os.link(src, tmp)
     except OSError:

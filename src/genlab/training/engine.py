@@ -53,6 +53,7 @@ from genlab.training.checkpoint import (
     save_checkpoint,
 )
 from genlab.training.config import TrainConfig, TrainResult, batch_index, progress_of
+from genlab.training.create import TRAIN_OPTIONS
 from genlab.training.distributed import as_one_process, on_main_process
 from genlab.training.lock import lock_run, unlock_run
 from genlab.training.metrics import METRICS, MetricsWriter, kept_metrics, truncate_metrics
@@ -196,7 +197,12 @@ def load_training_data(config: dict[str, Any], source: str):
     spec_type = family.spec_type or DataSpec
     specs = {k: config_from_dict(spec_type, config[k], source) for k in keys}
     specs.setdefault("data", spec_type())
-    return family.read_data(specs, "train")
+    try:
+        return family.read_data(specs, "train")
+    except GenlabError as e:  # say where the data spec came from
+        raise GenlabError(f"{source}: {e}") from None
+    except KeyError as e:  # a spec the family reads is not there
+        raise GenlabError(f"{source}: has no {e} entry; the run directory is damaged") from None
 
 
 # ------------------------------------------------------------------------------ the step
@@ -373,6 +379,11 @@ def prepare_training(
     if not isinstance(config.get("train"), dict):
         raise GenlabError(f"{source}: has no 'train' entry; the run directory is damaged")
     tcfg = config_from_dict(TrainConfig, config["train"], source)
+    for option in TRAIN_OPTIONS:  # the stored values pass the command line's checks
+        try:
+            option.check(getattr(tcfg, option.name))
+        except GenlabError as e:
+            raise GenlabError(f"{source}: {e}") from None
     if max_steps is not None or max_minutes is not None:
         tcfg = dataclasses.replace(
             tcfg,
@@ -447,7 +458,7 @@ def build(
     config, tcfg, data = prepare_training(run_dir, max_steps, max_minutes, data)
     family = get_family(config["family"], str(run_dir / CONFIG))
     torch.manual_seed(tcfg.seed)
-    model = build_model(config)
+    model = build_model(config, str(run_dir / CONFIG))
     ckpt = load_checkpoint(run_dir) if checkpoint_dir(run_dir) is not None else None
     if ckpt is not None:  # the rows resuming keeps must be the ones logged
         kept_metrics(run_dir / METRICS, ckpt.trainer["step"], ckpt.trainer.get("metrics_sha256"))
@@ -464,7 +475,12 @@ def build(
     as_one_process(model, engine.shard)
     if ckpt is not None:
         load_state(model, ckpt.model, checkpoint_dir(run_dir) / WEIGHTS)
-    train_step = step_class(family.step)(engine, model, ckpt)
+    try:
+        train_step = step_class(family.step)(engine, model, ckpt)
+    except GenlabError:
+        raise
+    except ValueError as e:  # a hyper-parameter the optimiser refuses, a state that does not fit
+        raise GenlabError(f"{run_dir / CONFIG}: {e}") from None
     if (max_steps, max_minutes) != (None, None) and engine.main:  # all loaded: store the budgets
         write_json(run_dir / CONFIG, config)
     return engine, train_step, ckpt
@@ -486,8 +502,7 @@ def _loop(
     if engine.main:  # rows after the checkpoint (all, without one) will be logged again
         digest = ckpt.trainer.get("metrics_sha256") if ckpt is not None else None
         truncate_metrics(run_dir / METRICS, engine.step, digest)
-        if ckpt is not None:
-            finish_interrupted_save(run_dir)
+        finish_interrupted_save(run_dir)
     engine.last_saved = first_step = engine.step
 
     def checkpoint(step: int, elapsed: float) -> None:
