@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -215,6 +216,14 @@ def child(argv: list[str], kill_at: Event | None, seed: int, log: Path) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def fresh_process(argv: list[str], log: Path) -> int:
+    """`genlab ARGV` in a new Python process on one thread; its output goes to `log`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log, "ab") as out:
+        command = [sys.executable, "-m", "genlab", *argv]
+        return subprocess.run(command, stdout=out, stderr=out, env=env).returncode
+
+
 class Reference(NamedTuple):
     """An uninterrupted run: its directory, its events in order, and a copy of every
     checkpoint it wrote (`snapshots/<step>`)."""
@@ -322,6 +331,7 @@ def kill_chain(
     points: Callable[[list[Event]], Event],
     kills: int,
     seed: int,
+    fresh: bool = False,
 ) -> Chain:
     """`kills` children killed at the events `points` picks among those still ahead (from where
     the run resumes), each checked to have left the reference's last complete checkpoint, then
@@ -330,6 +340,8 @@ def kill_chain(
     Args:
         create: the `genlab train FAMILY ... --out RUN` arguments that made the reference,
             with `run` as --out.
+        fresh: make the last resume a new Python process (`python -m genlab`, one thread),
+            as a user's is, instead of a fork of this one.
     """
     log = run.with_suffix(".log")
     made, resumed, step = 0, 0, None
@@ -352,7 +364,8 @@ def kill_chain(
                 return Chain(made, resumed, False, f"killed at {at}: no checkpoint left")
             if diff := same_state(ref.snapshots / str(step), where):
                 return Chain(made, resumed, False, f"killed at {at}, step {step}: {diff}")
-    code = child(["train", "--resume", str(run), "--no-progress"], None, seed, log)
+    argv = ["train", "--resume", str(run), "--no-progress"]
+    code = fresh_process(argv, log) if fresh else child(argv, None, seed, log)
     resumed += 1
     if code != 0:
         return Chain(made, resumed, False, f"the last resume failed (exit {code}): {tail(log)}")
@@ -369,13 +382,17 @@ def uniform_points(rng: random.Random) -> Callable[[list[Event]], Event]:
     return rng.choice
 
 
-def save_then_step_points(rng: random.Random) -> Callable[[list[Event]], Event]:
-    """An operation of a checkpoint write, then a step boundary, in turn (the suite's 2 kills)."""
+def save_then_step_points(
+    rng: random.Random, before: int | None = None
+) -> Callable[[list[Event]], Event]:
+    """An operation of a checkpoint write, then a step boundary, in turn (the suite's 2 kills);
+    with `before`, only points before that step (training is then left to the last resume)."""
     calls = [0]
 
     def pick(ahead: list[Event]) -> Event:
         kind = ("save", "step")[calls[0] % 2]
         calls[0] += 1
-        return rng.choice([e for e in ahead if e[0] == kind] or ahead)
+        early = [e for e in ahead if before is None or e[1] < before]
+        return rng.choice([e for e in early if e[0] == kind] or early or ahead)
 
     return pick

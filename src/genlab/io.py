@@ -78,14 +78,26 @@ def save_weights(
     path: str | os.PathLike, state_dict: dict, metadata: dict[str, str] | None = None
 ) -> None:
     """Write a state dict as safetensors, atomically (never pickled), with its
-    `weights_checksum` in the metadata."""
+    `weights_checksum` in the metadata.
+
+    Raises:
+        OSError: the file could not be written (a full disk: safetensors' own error for it, an
+            OSError to every caller).
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     metadata = dict(metadata or {})
     metadata[CHECKSUM] = weights_checksum(tensors, metadata)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+    except SafetensorError as e:  # "... I/O error: No space left on device (os error 28)"
+        code = re.search(r"os error (\d+)", str(e))
+        if code is None:
+            raise OSError(f"{path}: {e}") from None
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
 
 
 def load_weights(path: str | os.PathLike) -> dict:

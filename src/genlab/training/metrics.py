@@ -43,8 +43,11 @@ class MetricsWriter:
             writer.writeheader()
         writer.writerow(row)
         data = text.getvalue().encode("utf-8")
-        with open(self.path, "ab") as f:
-            f.write(data)
+        try:
+            with open(self.path, "ab") as f:
+                f.write(data)
+        except OSError as e:  # a full disk: say which file (a write's error names none)
+            raise OSError(e.errno, e.strerror, str(self.path)) from None
         self._sha.update(data)
 
     def digest(self) -> str:
