@@ -129,12 +129,15 @@ def main() -> None:
               "| bit-identical chains | lost |")  # fmt: skip
         print("|---|---|---|---|---|---|---|")
         seen_kinds, total = set(), {"kills": 0, "identical": 0, "chains": 0, "lost": 0}
+        fresh: list[str] = []
         problems = []
         for family in families:
             kind = FAMILIES[family].step.rpartition(":")[2]
             counts, events, seen = try_family(
                 family, args.kills, args.seed, data, vae, tmp, kind not in seen_kinds
             )
+            if kind not in seen_kinds:
+                fresh.append(family)
             seen_kinds.add(kind)
             kills = counts["write"] + counts["step"]
             chains = args.kills // 2
@@ -152,6 +155,7 @@ def main() -> None:
               f"bit-identical, {total['lost']} lost")  # fmt: skip
         for p in problems:
             print("  ", p)
+        print(f"first chain resumed in a new Python process: {', '.join(fresh)}")
         print(full_disk(tmp, data))
     print(f"wall time {time.perf_counter() - start:.0f} s")
 
