@@ -56,9 +56,14 @@ COMMON = ["--max-steps", str(STEPS), "--checkpoint-every", str(EVERY), "--log-ev
 SEED = int(os.environ.get("GENLAB_FAULT_SEED", random.randrange(10**6)))
 
 
+# The agent updates at steps 2 and 4 (1-step returns fill the buffer at once), so that a run
+# resumed at 2 logs step 3 between updates (its lr column once showed the initial rate).
+MORE = {"dqn": ["--n-step", "1", "--train-every", "2"]}
+
+
 def create_args(family: str, run: Path, fmnist_dir: Path) -> list[str]:
     argv = ["train", family, *COMMON, "--data-dir", str(fmnist_dir), *TINY_OPTIONS[family]]
-    return train_args(family, [*argv, "--out", str(run)])
+    return train_args(family, [*argv, *MORE.get(family, []), "--out", str(run)])
 
 
 @pytest.fixture(scope="module")

@@ -236,6 +236,8 @@ class DQNStep(AgentStep):
             )
             self.nstep.load({k[6:]: v for k, v in extra.items() if k.startswith("nstep.")})
             self.updates = ckpt.trainer["updates"]
+            if self.updates > 0:  # the column shows the last update's rate, resumed or not
+                self.lrs = {"lr": self.optimizer.param_groups[0]["lr"]}
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         for t in self.nstep.push(obs, action, reward, next_obs, terminated, truncated):
