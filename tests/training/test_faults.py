@@ -39,8 +39,6 @@ from genlab.training import engine
 from genlab.training.checkpoint import load_checkpoint
 from genlab.training.metrics import kept_metrics
 
-pytestmark = pytest.mark.kernels  # bit-identical resume holds for one machine's kernels
-
 KINDS = {  # one family per kind of training step
     "OneOptimizer": "vae",
     "GANStep": "gan",
@@ -102,6 +100,7 @@ def test_every_kind_of_step_is_tried():
     assert all(FAMILIES[f].step.endswith(":" + kind) for kind, f in KINDS.items())
 
 
+@pytest.mark.kernels  # bit-identical resume, as each machine's kernels compute
 @pytest.mark.parametrize("kind", KINDS)
 def test_killed_while_checkpointing_then_resumed_is_bit_identical(
     kind, references, tmp_path, fmnist_dir
@@ -142,6 +141,7 @@ def test_the_kill_check_sees_a_difference(references, tmp_path):
     assert same_run(ref.run, run) == "metrics.csv rows differ"
 
 
+@pytest.mark.kernels
 def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last(
     references, tmp_path, fmnist_dir, capsys, monkeypatch
 ):
@@ -310,6 +310,7 @@ def test_every_bit_flip_or_cut_of_metrics_csv_is_refused(references, tmp_path):
         kept_metrics(path, STEPS, None)
 
 
+@pytest.mark.kernels
 def test_rows_after_the_checkpoint_are_dropped_whatever_their_state(references, tmp_path):
     # A run killed after logging rows its checkpoint does not cover: resuming drops them.
     ref = references("vae")
