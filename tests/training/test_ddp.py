@@ -30,7 +30,8 @@ STEPS = ["--max-steps", "2", "--no-progress", "--precision", "fp64"]
 RTOL, ATOL = 1e-9, 1e-10  # float64; see the module docstring
 CASES = {
     "ae": ["--batch-size", "32"],
-    "ddpm": ["--batch-size", "32", "--conditional", "--width", "8"],
+    "ddpm": ["--batch-size", "32", "--conditional", "--width", "8", "--steps", "2"],  # 2 DDIM
+    # steps for the run's last sample grid (50 took most of the test's time)
     "gan": ["--batch-size", "32"],
     "cyclegan": [
         "--class-a",
