@@ -182,7 +182,7 @@ def test_the_diffusion_bound_is_tight_for_a_perfect_denoiser_of_one_image():
 
 def test_ddpm_nll_reports_a_bound(fmnist_dir, tmp_path, capsys):
     out = tmp_path / "ddpm"
-    args = ["train", "ddpm", "--data-dir", str(fmnist_dir), *BASE, "--width", "8"]
+    args = ["train", "ddpm", "--data-dir", str(fmnist_dir), *BASE, "--width", "8", "--steps", "2"]
     assert main([*args, "--out", str(out)]) == 0
     assert main(["nll", str(out), "--n", "4", "--draws", "2"]) == 0
     text = capsys.readouterr().out

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from helpers import train_args
 from PIL import Image
 
 import genlab
@@ -19,7 +20,9 @@ from genlab.runs import load_weights
 from genlab.training import train
 
 TINY = DiffusionConfig(width=8, num_classes=10, steps=4)
-TRAIN = ["--batch-size", "16", "--no-progress", "--sample-every", "1000", "--width", "8"]
+# 4 DDIM steps for each run's last sample grid, not 50
+TRAIN = ["--batch-size", "16", "--no-progress", "--sample-every", "1000", "--steps", "4",
+         "--width", "8"]  # fmt: skip
 
 
 def one_line_error(capsys) -> str:
@@ -176,7 +179,7 @@ def test_latent_model_errors(fmnist_dir, tmp_path, capsys, vae_run):
     assert main(["train", "ldm", "--out", str(tmp_path / "a"), *base]) == 2
     assert "--vae" in one_line_error(capsys)
     vector_vae = tmp_path / "vvae"
-    assert main(["train", "vae", "--out", str(vector_vae), *base[:-2]]) == 0
+    assert main(train_args("vae", ["train", "vae", "--out", str(vector_vae), *base])) == 0
     capsys.readouterr()
     assert (
         main(["train", "ldm", "--vae", str(vector_vae), "--out", str(tmp_path / "b"), *base]) == 2

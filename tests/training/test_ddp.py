@@ -26,7 +26,9 @@ from genlab.runs import load_weights
 
 BIN = Path(sys.executable).parent
 BROKEN = Path(__file__).with_name("broken_ddp.py")
-STEPS = ["--max-steps", "2", "--no-progress", "--precision", "fp64"]
+# A checkpoint after every step: both processes creating the run or writing state.tmp was a race
+# that failed 1 run in 3; every launch here checks that one process wrote the run.
+STEPS = ["--max-steps", "2", "--checkpoint-every", "1", "--no-progress", "--precision", "fp64"]
 RTOL, ATOL = 1e-9, 1e-10  # float64; see the module docstring
 CASES = {
     "ae": ["--batch-size", "32"],
@@ -76,6 +78,7 @@ def launch(args: list[str], processes: int, launcher: str = "torchrun", bug: str
                    "--dynamo_backend", "no", *program, *args]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(" (max_steps)") == 1, done.stdout + done.stderr[-2000:]  # one writer
     return done
 
 
@@ -159,17 +162,13 @@ def test_accelerate_launch_and_resume_under_two_processes(fmnist_dir, tmp_path, 
     assert_same_training(one, tmp_path / "two")
 
 
-def test_one_process_creates_and_writes_the_run_every_time(fmnist_dir, tmp_path):
-    # Both processes creating the run (or writing state.tmp) was a race that failed 1 run in 3.
-    args = ["train", "ae", "--max-steps", "3", "--checkpoint-every", "1", "--batch-size", "32",
-            "--no-progress", "--data-dir", str(fmnist_dir)]  # fmt: skip
-    for i in range(4):
-        done = launch([*args, "--out", str(tmp_path / f"r{i}")], 2)
-        assert done.stdout.count("step 3 (max_steps)") == 1, done.stdout + done.stderr[-2000:]
-    existing = tmp_path / "r0"
+def test_two_processes_refuse_an_existing_run_with_one_line(fmnist_dir, tmp_path, one_process):
+    # Creating runs with two processes, every time with one writer: each launch above.
+    existing = one_process("ae")
     again = subprocess.run(
-        [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "genlab", *args,
-         "--out", str(existing)], capture_output=True, text=True, timeout=300,
+        [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", "-m", "genlab",
+         *train_args("ae", fmnist_dir), "--out", str(existing)],
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode != 0 and again.stderr.count("error: ") == 1, again.stderr[-2000:]
     assert "already exists" in again.stderr, again.stderr[-2000:]
