@@ -132,8 +132,14 @@ def train_args(family: str, fmnist_dir: Path, more: tuple[str, ...] = ()) -> lis
     return ["train", family, *STEPS, *CASES[family], *more, "--data-dir", str(fmnist_dir)]
 
 
-@pytest.mark.kernels  # float sums: run again as an AVX2 CPU computes (Makefile)
-@pytest.mark.parametrize("family", CASES)
+# The second pass of make test (as an AVX2 CPU computes) repeats the two families whose float32
+# comparison failed on AVX2 CPUs; the float64 agreement of all four was measured there too (7e-14).
+AVX2_AGAIN = ("gan", "cyclegan")
+
+
+@pytest.mark.parametrize(
+    "family", [pytest.param(f, marks=[pytest.mark.kernels] * (f in AVX2_AGAIN)) for f in CASES]
+)
 def test_two_processes_train_like_one(fmnist_dir, tmp_path, one_process, family):
     launch([*train_args(family, fmnist_dir), "--out", str(tmp_path / "two")], 2)
     assert_same_training(one_process(family), tmp_path / "two")
@@ -150,7 +156,6 @@ def test_each_distributed_bug_fails_the_comparison(fmnist_dir, tmp_path, one_pro
     assert gap > 100.0, f"{bug}: the weights moved only {gap:.3g} tolerances"
 
 
-@pytest.mark.kernels
 def test_accelerate_launch_and_resume_under_two_processes(fmnist_dir, tmp_path, one_process):
     launch([*train_args("ae", fmnist_dir), "--out", str(tmp_path / "two")], 2, "accelerate")
     assert_same_training(one_process("ae"), tmp_path / "two")

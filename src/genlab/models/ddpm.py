@@ -107,7 +107,8 @@ class DiffusionConfig:
 def caption_states(captions: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """The sentence encoder's token states and mask (float) of `captions`, computed once per
     process: encoding Fashion-MNIST's 701 captions takes about 10 s on one core, and the app or
-    a test loads the same text-to-image run more than once."""
+    a test creates or loads text-to-image runs on the same captions more than once. Callers copy
+    the tensors; they are not to be changed in place."""
     from genlab.text import load_text_encoder
 
     states, mask = load_text_encoder().encode(list(captions))
@@ -580,14 +581,13 @@ def caption_table(class_names: list[str]) -> tuple[list[list[str]], torch.Tensor
         captions[k][m]; states (K * M + 1, L, D) with the empty caption last; mask (K * M + 1, L)
         as float.
     """
-    from genlab.text import captions, load_text_encoder
+    from genlab.text import captions
 
     per_class = captions(class_names)
     M = max(len(c) for c in per_class)
     padded = [[c[m % len(c)] for m in range(M)] for c in per_class]
-    flat = [caption for c in padded for caption in c] + [""]
-    states, mask = load_text_encoder().encode(flat)
-    return padded, states.float(), mask.float()
+    states, mask = caption_states(tuple(caption for c in padded for caption in c) + ("",))
+    return padded, states.clone(), mask.clone()
 
 
 def _frozen(config: DiffusionConfig, vae=None, states=None, mask=None) -> dict:
