@@ -47,13 +47,16 @@ OPTIONS = {  # family -> its options here (default models; batches that give a G
     "vae": {"batch_size": 256},
     "gan": {"batch_size": 256},
     "cgan": {"batch_size": 256},
+    "stylegan": {"batch_size": 128},
     "cyclegan": {"batch_size": 32, "class_a": "Sneaker", "class_b": "Ankle boot"},
     "ddpm": {"batch_size": 256, "conditional": True},
     "ldm": {"batch_size": 256, "conditional": True, "vae": "FIRST_STAGE"},
     "txt2img": {"batch_size": 256, "vae": "FIRST_STAGE"},
     "classifier": {"batch_size": 256},
     "noisy-classifier": {"batch_size": 256},
+    "pixelcnn": {"batch_size": 256},
 }
+"""Every image family (the agents, dqn and qtable, train on environments: bench/dqn_cartpole.py)."""
 
 
 def peak_tflops(override: float | None) -> tuple[float | None, str]:
@@ -133,7 +136,7 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=256)
     parser.add_argument("--eval-n", type=int, default=2000)
     parser.add_argument("--data-dir", type=Path, default=None)
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--families", default=",".join(f for f in FAMILIES if f in OPTIONS))
     parser.add_argument("--peak-tflops", type=float, default=None)
     parser.add_argument("--cpu", action="store_true", help="Run on the CPU (a dry run).")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
