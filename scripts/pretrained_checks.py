@@ -25,8 +25,9 @@ from genlab.pretrained import PROVENANCE, get, headline, shipped
 from genlab.runs import load_model
 from genlab.sampling import sampling_options
 
-CHECK_N = {"ddpm": 100, "ldm": 200, "t2i": 200}
-"""n of the check where 500 samples take over 20 s on one core; 500 elsewhere."""
+CHECK_N = {"ddpm": 100, "ldm": 100, "t2i": 100}
+"""n of the check where 500 samples take over 20 s on one core (50 UNet steps each); 500
+elsewhere."""
 SEEDS = range(1, 9)
 
 
