@@ -3,10 +3,11 @@
 glibc serves allocations above its mmap threshold (128 KiB, rising to at most 32 MiB as it
 adapts) with fresh mappings, and returns free memory at the top of the heap past its trim
 threshold. A training or sampling step frees and re-allocates the same large activations every
-step, so by default each step maps fresh pages and faults every one of them in again: measured on
-a 2-core AMD EPYC (Zen 3), `genlab sample` of the shipped ddpm (n = 1,000, DDIM 50) spent 195 s
-of its 241 s in the kernel; with both thresholds at 1 GiB, 99 s (1.1 s in the kernel), and
-`genlab train vae` ran 1.39x faster. The price is that the process keeps its peak heap.
+step, so by default each step maps fresh pages and faults every one of them in again: on a 2-core
+AMD EPYC (Zen 3), `genlab sample` of the shipped ddpm (n = 1,000, DDIM 50) spent 195 s of its
+241 s in the kernel; with both thresholds at 1 GiB, 99 s (1.1 s in the kernel), and `genlab train
+vae` ran 1.39x faster (docs/engine.md has the figures of a Zen 4 machine, where the gain is in
+the kernel's time alone). The price is that the process keeps its peak heap.
 
 `import genlab` calls `keep_freed_memory()` once; `GENLAB_MALLOC=system` keeps glibc's defaults,
 and `MALLOC_MMAP_THRESHOLD_` / `MALLOC_TRIM_THRESHOLD_` set by the user are left alone.
