@@ -11,6 +11,9 @@ from typing import NamedTuple
 
 import torch
 
+PRECISIONS = ("auto", "bf16", "fp32", "fp64")
+"""TrainConfig.precision's values (the engine resolves them: `engine.resolve_precision`)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:

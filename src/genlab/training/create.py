@@ -26,7 +26,7 @@ from genlab.families import FAMILIES, get_family
 from genlab.family import FROZEN, Family, LoadedRun
 from genlab.options import Option, check_options, field_options
 from genlab.runs import CONFIG, load_model, read_config, save_weights, write_json
-from genlab.training.config import TrainConfig
+from genlab.training.config import PRECISIONS, TrainConfig
 from genlab.training.distributed import on_main_process
 
 DATA_OPTIONS = (
@@ -55,7 +55,7 @@ TRAIN_OPTIONS = field_options(
     max_minutes={"min_open": True, "max": 10**6},
     grad_clip={"min_open": True, "max": 1e6},
     ema_decay={"max": 0.999999, "flags": ("--ema",), "help": "EMA decay (0: no EMA)."},
-    precision={"choices": ("auto", "bf16", "fp32", "fp64")},
+    precision={"choices": PRECISIONS},
     log_every={"min": 1, "max": 10**9},
     sample_every={"min": 1, "max": 10**12},
     checkpoint_every={"min": 1, "max": 10**12},

@@ -52,7 +52,13 @@ from genlab.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from genlab.training.config import TrainConfig, TrainResult, batch_index, progress_of
+from genlab.training.config import (
+    PRECISIONS,
+    TrainConfig,
+    TrainResult,
+    batch_index,
+    progress_of,
+)
 from genlab.training.create import TRAIN_OPTIONS
 from genlab.training.distributed import as_one_process, on_main_process
 from genlab.training.lock import lock_run, unlock_run
@@ -62,9 +68,6 @@ SAMPLE_SEED_OFFSET = 12345  # sample grids use seed + this, so they are comparab
 
 
 # ------------------------------------------------------------------------------ precision
-
-
-PRECISIONS = ("auto", "bf16", "fp32", "fp64")
 
 
 def resolve_precision(precision: str, device_type: str) -> str:
