@@ -31,6 +31,7 @@ import torch
 
 from genlab.cli import main
 from genlab.runs import load_weights
+from genlab.runtime import one_thread
 from genlab.training import checkpoint as checkpoint_module
 from genlab.training import engine as engine_module
 
@@ -180,17 +181,6 @@ def hooks(killer: Killer, on_saved: Callable[[int], None] | None = None) -> Iter
         del checkpoint_module.open
         for owner, name, original in reversed(patched):
             setattr(owner, name, original)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread for the duration (as every child trains)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def child(argv: list[str], kill_at: Event | None, seed: int, log: Path) -> int:

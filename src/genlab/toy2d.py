@@ -14,7 +14,6 @@ generator's input noise, so every sample is the same point: a deliberately colla
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from torch import nn
 from genlab.errors import GenlabError
 from genlab.models.gan import LOSSES, gradient_penalty
 from genlab.plots import figure_array
+from genlab.runtime import one_thread
 
 
 class ToyData(NamedTuple):
@@ -162,22 +162,6 @@ class ToyDiscriminator(nn.Module):
 # -- training ----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Run torch ops on one thread, restoring the thread count afterwards.
-
-    The toy's ops are far too small to gain from threads, and on a busy 2-core CPU two threads
-    made 20 toy steps 40x slower than one (14 s against 0.36 s): every parallel region waits for
-    a thread that the other jobs have descheduled.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 class ToySnapshot(NamedTuple):
     """One moment of a toy GAN's training, as `toy_training` yields it."""
 
@@ -213,7 +197,7 @@ def toy_training(
     `snapshot_every` steps and at the end (`train_toy` collects them; the web app's GAN lab draws
     each as it comes). Deterministic given `seed`.
 
-    Runs on one thread (see `_one_thread`). The global RNG is left untouched.
+    Runs on one thread (`genlab.runtime.one_thread`). The global RNG is left untouched.
 
     Args:
         data: "ring" or "grid".
@@ -267,7 +251,7 @@ def toy_training(
         cover = mode_coverage_2d(samples, centres, std)
         return ToySnapshot(step, samples, cover, centres, std, D, losses)
 
-    with _one_thread():
+    with one_thread():
         yield snapshot(0)
         for step in range(1, steps + 1):
             # 1. n_critic discriminator steps on fresh real points and detached fakes
@@ -360,7 +344,7 @@ def frame(
     lo, hi = _limits(centres)
     xs, ys = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
     grid_points = torch.from_numpy(np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)).float()
-    with _one_thread():
+    with one_thread():
         heat = shot.discriminator(grid_points).reshape(resolution, resolution).numpy()
     fig = Figure(figsize=(size, size), dpi=80, layout="constrained")
     ax = fig.subplots()

@@ -23,7 +23,6 @@ import pytest
 import torch
 from fault_injection import (
     kill_chain,
-    one_thread,
     reference,
     same_run,
     same_state,
@@ -35,6 +34,7 @@ from genlab.cli import main
 from genlab.errors import GenlabError
 from genlab.families import FAMILIES
 from genlab.io import load_weights, save_weights
+from genlab.runtime import one_thread
 from genlab.training import engine
 from genlab.training.checkpoint import load_checkpoint
 from genlab.training.metrics import kept_metrics
