@@ -13,21 +13,11 @@ import torch
 
 
 def sum_gradients() -> None:
-    """Gradients summed over the processes instead of averaged (DDP's all-reduce without the
-    division, and the same in the GAN steps' explicit all-reduce)."""
-    from accelerate import Accelerator
-
+    """Gradients summed over the processes instead of averaged, in the two-player steps'
+    explicit all-reduce (the one-optimizer families average through DDP, and clip the global
+    norm to 1 by default, under which a summed gradient clips to the averaged one)."""
     import genlab.training.cyclegan as cyclegan
     import genlab.training.gan as gan
-
-    backward = Accelerator.backward
-
-    def summed_backward(self, loss, **kwargs):
-        backward(self, loss, **kwargs)  # DDP averaged: times world is the sum
-        for group in self._optimizers[0].param_groups if self._optimizers else []:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.grad.mul_(self.num_processes)
 
     sync = gan.sync_grad_norm
 
@@ -37,7 +27,6 @@ def sum_gradients() -> None:
                 p.grad.mul_(world)  # the average of world * g is the sum of g
         return sync(params, clip, world)
 
-    Accelerator.backward = summed_backward
     gan.sync_grad_norm = cyclegan.sync_grad_norm = summed_sync
 
 
