@@ -15,7 +15,7 @@ import json
 import time
 
 from genlab.evaluation.likelihood import nll
-from genlab.runs import read_config
+from genlab.runs import Run
 
 
 def main() -> None:
@@ -30,10 +30,11 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for run in args.runs:
-        config = read_config(run)
+        opened = Run.open(run)
+        config = opened.config
         binary = config.get("model", {}).get("binarize", False)
         start = time.perf_counter()
-        rows, n = nll(run, k=args.k, n=args.n, draws=args.draws)
+        rows, n = nll(opened, k=args.k, n=args.n, draws=args.draws)
         seconds = time.perf_counter() - start
         for r in rows:
             kind = "exact" if r.exact else "upper bound"

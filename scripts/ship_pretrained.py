@@ -18,7 +18,7 @@ from pathlib import Path
 import genlab
 from genlab.evaluation.evaluate import EvalConfig
 from genlab.pretrained import SHIPPED, ship
-from genlab.rl.agent import is_agent
+from genlab.runs import Run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-stage", type=Path, help="a latent model's VAE run")
     args = parser.parse_args(argv)
     sampling = {"sampler": args.sampler, "steps": args.steps, "guidance": args.guidance}
-    if is_agent(args.run):  # greedy episodes: 100 for the record, --check-n (20) for the tests
-        from genlab.rl.agent import evaluate_agent
+    if Run.open(
+        args.run
+    ).family.agent:  # greedy episodes: 100 for the record, --check-n (20) for the tests
+        from genlab.evaluation.agent import evaluate_agent
 
         evaluate = lambda n: evaluate_agent(args.run, n)[0]  # noqa: E731
         n, check_n = 100, min(args.check_n, 20)

@@ -3,7 +3,9 @@
 `genlab.families.FAMILIES` collects them; everything that works on "any family" (creating and
 training runs, `genlab.load`, the CLI's per-family `genlab train` commands, sampling, the demo
 and the app) reads these records instead of switching on family names. Adding a family is its
-model file with its record, optionally its training step, and one entry in `genlab.families`.
+model file with its record, one entry in `genlab.families`, and the step that trains it in
+`genlab.training.registry` (and its own training curves, if any, in `genlab.pictures.CURVES`):
+models never import training or picture code, so those packages map families to their parts.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ from genlab.options import Option
 FROZEN = "frozen.safetensors"
 """Parts of a run that are not trained (a latent model's VAE, caption encodings), written when
 the run is created (`Configured.frozen`)."""
-
-ONE_OPTIMIZER = "genlab.training.steps:OneOptimizer"
-"""The default training step: one AdamW optimiser on `model.loss(batch)`."""
 
 
 class Configured(NamedTuple):
@@ -61,15 +60,12 @@ class Family:
             for a new run. Options of kind "run" arrive as `LoadedRun`s.
         options: the family's own options (beyond the shared data, budget and TrainConfig ones,
             which an option of the same name replaces).
-        step: "module:Class" of the training step (`genlab.training.engine.Step`); imported by
-            the engine only, so that models never import training code.
         train_defaults: TrainConfig values that differ from TrainConfig's defaults.
         train_ignores: TrainConfig fields that do not apply (not offered as options).
         specs: options -> {"data": DataSpec, ...} for families whose data is not one image set
             (None: one set from --data, --data-dir, --size, --channels, --limit).
         read: (specs, split) -> the data, for families whose data is not one image set (None:
             `genlab.data.load_data` of specs["data"]).
-        curves: "module:function" drawing the training curves: (run_dir, out, metadata) -> Path.
         data_options: offers the image-data options (--data, --data-dir, --size, --channels,
             --limit) and --epochs; False for families whose data is not images (an agent's
             environment, given by its own options and `specs`).
@@ -84,12 +80,10 @@ class Family:
     model: type
     configure: Callable[[dict[str, Any], Any], Configured]
     options: tuple[Option, ...] = ()
-    step: str = ONE_OPTIMIZER
     train_defaults: Mapping[str, Any] = field(default_factory=dict)
     train_ignores: tuple[str, ...] = ()
     specs: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     read: Callable[[dict[str, Any], str], Any] | None = None
-    curves: str = "genlab.plots:plot_run_metrics"
     data_options: bool = True
     agent: bool = False
     spec_type: type | None = None

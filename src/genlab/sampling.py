@@ -17,7 +17,7 @@ import torch
 
 from genlab.data import ImageData
 from genlab.errors import GenlabError
-from genlab.runs import config_from_dict, load_model, read_config
+from genlab.runs import Run
 
 SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm": "dpmpp_2m", "dpmpp_2m": "dpmpp_2m"}
 """Sampler spellings of the command line -> `genlab.diffusion.SAMPLERS`."""
@@ -46,25 +46,23 @@ class Samples(NamedTuple):
 # ------------------------------------------------------------------------------ run helpers
 
 
-def run_data(run: str | os.PathLike, split: str = "test") -> ImageData:
-    """One split ("train" or "test") of the data a run was trained on."""
-    from genlab.data import DataSpec, load_data
+def run_data(run: str | os.PathLike | Run, split: str = "test") -> ImageData:
+    """One split ("train" or "test") of the images a run was trained on (its "data")."""
+    from genlab.data import load_data
 
     if split not in ("train", "test"):
         raise GenlabError(f"--split {split}: use train or test")
-    config = read_config(run)
-    spec = config_from_dict(DataSpec, config.get("data", {}), str(Path(run) / "config.json"))
-    return load_data(spec, split)
+    return load_data(Run.of(run).specs()["data"], split)
 
 
-def test_data(run: str | os.PathLike) -> ImageData:
+def test_data(run: str | os.PathLike | Run) -> ImageData:
     """The test split of the data a run was trained on."""
     return run_data(run, "test")
 
 
-def named_class(run: str | os.PathLike, name: str, n: int) -> torch.Tensor:
+def named_class(run: str | os.PathLike | Run, name: str, n: int) -> torch.Tensor:
     """(n,) ids of the class called `name` (case-insensitive) among a run's class names."""
-    names = read_config(run).get("class_names", [])
+    names = Run.of(run).class_names
     lowered = [c.lower() for c in names]
     if name.lower() not in lowered:
         known = ", ".join(names) if names else "none: the run's data has no classes"
@@ -72,7 +70,7 @@ def named_class(run: str | os.PathLike, name: str, n: int) -> torch.Tensor:
     return torch.full((n,), lowered.index(name.lower()), dtype=torch.long)
 
 
-def class_ids(run: str | os.PathLike, model, name: str | None, n: int) -> torch.Tensor | None:
+def class_ids(run: str | os.PathLike | Run, model, name: str | None, n: int) -> torch.Tensor | None:
     """(n,) class ids of a conditional model: the class `name`, or every class in turn when
     None; None for an unconditional model (which refuses a class name)."""
     K = getattr(model.config, "num_classes", 0)
@@ -93,16 +91,16 @@ def one_per_class(labels: torch.Tensor, n: int) -> torch.Tensor:
     return torch.tensor([firsts[i % len(firsts)] for i in range(n)])
 
 
-def model_of(run: str | os.PathLike, cls: type, kind: str, hint: str = ""):
+def model_of(run: str | os.PathLike | Run, cls: type, kind: str, hint: str = ""):
     """The model of a run if it is a `cls` (e.g. Diffusion), else a one-line error: the run's
     family, "not a {kind} run", then `hint`."""
-    model = load_model(run)
-    if not isinstance(model, cls):
-        raise GenlabError(f"{run}: a {read_config(run)['family']} run, not a {kind} run{hint}")
-    return model
+    run = Run.of(run)
+    if not issubclass(run.family.model, cls):
+        raise GenlabError(f"{run}: a {run.name} run, not a {kind} run{hint}")
+    return run.model()
 
 
-def diffusion_model(run: str | os.PathLike):
+def diffusion_model(run: str | os.PathLike | Run):
     """The model of a diffusion run (ddpm, ldm, txt2img), or a one-line error."""
     from genlab.models.ddpm import Diffusion
 
@@ -115,7 +113,7 @@ def sampling_options(
     steps: int | None = None,
     eta: float | None = None,
     guidance: float | None = None,
-    classifier: str | os.PathLike | None = None,
+    classifier: str | os.PathLike | Run | None = None,
     classifier_scale: float = 1.0,
 ) -> dict[str, Any]:
     """Diffusion sampling options as `Diffusion.sample` keywords; refused for other models."""
@@ -145,20 +143,18 @@ def sampling_options(
             raise GenlabError("--guidance needs a conditional model (ddpm/ldm --conditional)")
         options["guidance"] = guidance
     if classifier is not None:
-        from genlab.families import get_family
-
-        if get_family(read_config(classifier)["family"]).model is not NoisyClassifier:
+        classifier = Run.of(classifier)
+        if classifier.family.model is not NoisyClassifier:
             raise GenlabError(
                 f"--classifier {classifier}: not a noisy-classifier run; train one with "
                 "`genlab train noisy-classifier --out RUN`"
             )
-        clf = load_model(classifier)
-        assert isinstance(clf, NoisyClassifier)
+        clf = classifier.model()
         options.update(classifier=clf, classifier_scale=classifier_scale)
     return options
 
 
-def prompt_context(model, run: str | os.PathLike, prompt: str):
+def prompt_context(model, run: str | os.PathLike | Run, prompt: str):
     """A prompt's (token states, mask) for a txt2img run, with a one-line error otherwise."""
     if not getattr(model.config, "text_dim", 0):
         raise GenlabError(f"{run}: not a text-to-image run; --prompt needs `genlab train txt2img`")
@@ -171,7 +167,7 @@ def prompt_context(model, run: str | os.PathLike, prompt: str):
 
 
 def sample(
-    run: str | os.PathLike,
+    run: str | os.PathLike | Run,
     n: int = 64,
     *,
     seed: int = 0,
@@ -180,7 +176,7 @@ def sample(
     steps: int | None = None,
     eta: float | None = None,
     guidance: float | None = None,
-    classifier: str | os.PathLike | None = None,
+    classifier: str | os.PathLike | Run | None = None,
     classifier_scale: float = 1.0,
     prompt: str | None = None,
     temperature: float | None = None,
@@ -190,7 +186,7 @@ def sample(
     """n samples of a trained run, seeded: the same seed gives the same images.
 
     Args:
-        run: a run directory.
+        run: a run directory (or the opened `Run`).
         class_name: the class to draw (conditional models, or an unconditional diffusion model
             guided by `classifier`); None draws the classes in turn.
         sampler, steps, eta, guidance, classifier, classifier_scale: diffusion sampling
@@ -202,7 +198,9 @@ def sample(
     """
     if n < 1:
         raise GenlabError(f"--n {n}: draw at least one sample")
-    model = model if model is not None else load_model(run)
+    run = Run.of(run)
+    classifier = Run.of(classifier) if classifier is not None else None
+    model = model if model is not None else run.model()
     if hasattr(model, "translate") and not hasattr(model, "sample"):
         raise GenlabError(
             f"{run}: a CycleGAN translates images and draws no samples: use "
@@ -210,17 +208,16 @@ def sample(
         )
     if hasattr(model, "act") and not hasattr(model, "sample"):
         raise GenlabError(
-            f"{run}: a {read_config(run)['family']} run is an agent and draws no images: watch it "
+            f"{run}: a {run.name} run is an agent and draws no images: watch it "
             f"with `genlab play {run} --out agent.gif`, score it with `genlab eval {run}`"
         )
     if not hasattr(model, "sample"):
-        raise GenlabError(f"{run}: a {read_config(run)['family']} run draws no samples")
+        raise GenlabError(f"{run}: a {run.name} run draws no samples")
     options = sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
     takes = inspect.signature(model.sample).parameters
     if temperature is not None:
         if "temperature" not in takes:
-            family = read_config(run)["family"]
-            raise GenlabError(f"{run}: --temperature is for autoregressive runs, not {family}")
+            raise GenlabError(f"{run}: --temperature is for autoregressive runs, not {run.name}")
         options["temperature"] = temperature  # the model's sampler checks its range
     bar = None
     if progress and "callback" in takes:
@@ -254,7 +251,7 @@ def sample(
         info["temperature"] = str(temperature)
     if prompt is not None:
         info.update(prompt=prompt, guidance=str(options["guidance"]))
-    names = tuple(read_config(classifier if classifier is not None else run).get("class_names", ()))
+    names = (classifier if classifier is not None else run).class_names
     return Samples(x.float().cpu(), labels, names, prompt, info)
 
 

@@ -21,7 +21,7 @@ from genlab.data.domains import Domains, domain_label, load_domains
 from genlab.errors import GenlabError
 from genlab.images import read_png_metadata
 from genlab.models.cyclegan import CYCLEGAN_TRAIN, CycleGAN, CycleGANConfig
-from genlab.runs import config_from_dict, load_weights, read_config
+from genlab.runs import Run, config_from_dict, load_weights
 from genlab.training import TrainConfig, create_run, train
 from genlab.training.checkpoint import load_checkpoint
 from genlab.training.cyclegan import linear_decay
@@ -123,7 +123,7 @@ def test_linear_decay_is_the_papers_schedule():
 def test_a_run_trains_and_writes_a_complete_run_directory(tmp_path, specs):
     config = dataclasses.replace(TINY_TRAIN, max_steps=4, sample_every=2)
     run = create_cyclegan_run(tmp_path / "run", *specs, TINY, config)
-    cfg = read_config(run)
+    cfg = Run.open(run).config
     assert cfg["family"] == "cyclegan" and cfg["domains"] == ["squares", "rings"]
     assert cfg["data_b"]["path"] == specs[1].path
     result = train(run, progress=False)  # the engine runs the family's step
@@ -253,7 +253,7 @@ def fm_run(fmnist_dir, tmp_path_factory):
 
 
 def test_cli_trains_on_two_fashion_mnist_classes(fm_run, capsys):
-    config = read_config(fm_run)
+    config = Run.open(fm_run).config
     assert config["domains"] == ["Sneaker", "Ankle boot"]
     assert config["model"]["lr"] == 2e-4 and config["train"]["batch_size"] == 4
     assert config["train"]["ema_decay"] is None  # the paper's setting unless --ema is given
@@ -285,7 +285,7 @@ def test_cli_trains_on_two_folders_and_plots(shapes, tmp_path):
     out = tmp_path / "run"
     folders = ["--data-a", str(shapes[0]), "--data-b", str(shapes[1]), "--size", "28"]
     assert main(["train", "cyclegan", *folders, "--out", str(out), *TINY_CLI]) == 0
-    assert read_config(out)["domains"] == ["squares", "rings"]
+    assert Run.open(out).config["domains"] == ["squares", "rings"]
     assert main(["plot", str(out), "--out", str(tmp_path / "loss.png")]) == 0
     assert (tmp_path / "loss.png").is_file()
 

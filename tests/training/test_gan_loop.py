@@ -236,7 +236,7 @@ def one_line_error(capsys) -> str:
 
 
 def test_cli_gan_runs_resume_and_keep_their_options(cli_gan, cli_cgan, tmp_path, capsys):
-    config = genlab.runs.read_config(cli_cgan)
+    config = genlab.runs.Run.open(cli_cgan).config
     assert config["family"] == "cgan" and config["model"]["num_classes"] == 10
     assert (config["model"]["loss"], config["model"]["n_critic"], config["model"]["lr_d"]) == (
         "hinge",

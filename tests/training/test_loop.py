@@ -174,9 +174,12 @@ class Toy(nn.Module):
 def toy_family(monkeypatch):
     from genlab.families import FAMILIES
     from genlab.family import Configured, Family
+    from genlab.training.registry import STEPS
+    from genlab.training.steps import OneOptimizer
 
     toy = Family("toy", "a toy", ToyConfig, Toy, configure=lambda o, d: Configured(ToyConfig()))
     monkeypatch.setitem(FAMILIES, "toy", toy)
+    monkeypatch.setitem(STEPS, "toy", OneOptimizer)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, toy_family):
@@ -256,7 +259,7 @@ def test_too_little_data_is_a_clear_error(tmp_path):
 def test_ema_handles_integer_buffers():
     from torch.optim.swa_utils import AveragedModel
 
-    from genlab.training.engine import ema_with_warmup
+    from genlab.training.step import ema_with_warmup
 
     model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
     ema = AveragedModel(model, multi_avg_fn=ema_with_warmup(0.999), use_buffers=True)

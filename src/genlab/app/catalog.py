@@ -93,16 +93,11 @@ class Entry:
 
 
 def _entry(name: str, path: Path, provenance: dict[str, Any] | None = None) -> Entry:
-    from genlab.runs import read_config
+    from genlab.runs import Run
 
     try:
-        config = read_config(path)
-    except GenlabError as e:
-        return Entry(name, path, None, {}, str(e))
-    family = config.get("family")
-    if not isinstance(family, str):
-        return Entry(name, path, None, {}, f"{path}: config.json names no family")
-    try:
+        run = Run.open(path)
+        config, family = dict(run.config), run.name
         can = capabilities(family, config.get("model") or {})
     except GenlabError as e:
         return Entry(name, path, None, {}, str(e))

@@ -525,7 +525,7 @@ class Views:
 
     def play(self, name: str | None, episode: int = 0) -> tuple[Path, str]:
         """A GIF of one greedy episode of an agent run, and its return."""
-        from genlab.rl.agent import play
+        from genlab.pictures.agent import play
 
         e = self.entry(name)
         if AGENT not in e.can:

@@ -65,10 +65,12 @@ def eval_(run, images, n, seed, json_, references, episodes, epsilon, **options)
 
     Diffusion runs take the sampling options of `genlab sample`; the record's file name then
     names them (RUN/eval/eval-n<n>-seed<s>-sampler_ddim-steps_10.json)."""
-    from genlab.rl.agent import describe_record, evaluate_agent, is_agent
-    from genlab.runs import write_json
+    from genlab.evaluation.agent import describe_record, evaluate_agent
+    from genlab.runs import Run, write_json
 
-    if run is not None and images is None and is_agent(run):
+    if run is not None and images is None:
+        run = Run.open(run)  # opened once, passed down
+    if isinstance(run, Run) and run.family.agent:
         record, where = evaluate_agent(run, episodes, epsilon)
         echo(describe_record(record))
         if json_ is not None:

@@ -21,7 +21,7 @@ EPISODES = Option("episodes", "int", 3, "Greedy episodes to render.", min=1, max
 @opt(Option("every", "int", 2, "Keep every k-th frame.", min=1, max=1000))
 def play(run: Path, episodes: int, out: Path, width: int, every: int) -> None:
     """Render the agent's greedy episodes (seeded as the evaluation's first ones) as a GIF."""
-    from genlab.rl.agent import play as render
+    from genlab.pictures.agent import play as render
 
     path, returns, frames = render(run, out, episodes, width, every)
     shown = ", ".join(f"{r:g}" for r in returns)

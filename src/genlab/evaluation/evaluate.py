@@ -531,7 +531,7 @@ def _evaluator(
 
 
 def evaluate_run(
-    run: Path,
+    run: Path | Run,
     config: EvalConfig = EvalConfig(),
     *,
     features_run: Path | None = None,
@@ -549,14 +549,12 @@ def evaluate_run(
     (`genlab compare`), keeps one Evaluator per data set and networks, so the data is loaded
     and the real images are embedded once for all runs on the same data.
     """
-    import genlab
     from genlab.images import make_grid, save_png
-    from genlab.runs import config_from_dict, read_config, write_json
+    from genlab.runs import Run, write_json
 
-    run = Path(run)
-    run_config = read_config(run)
-    spec = config_from_dict(DataSpec, run_config.get("data", {}), str(run / "config.json"))
-    model = model if model is not None else genlab.load(run)
+    run = Run.of(run)
+    spec = run.specs()["data"]
+    model = model if model is not None else run.model()
     key = tuple(
         json.dumps(v, sort_keys=True, default=str)
         for v in (asdict(spec), asdict(config), features_run, inception_weights)
@@ -580,8 +578,8 @@ def evaluate_run(
     source = {
         "kind": "run",
         "run": str(run),
-        "family": run_config["family"],
-        "step": run_step(run),
+        "family": run.name,
+        "step": run.trained_step,
         "data": asdict(spec),
     }
     if described:

@@ -119,22 +119,18 @@ def load_feature_network(
     Raises:
         GenlabError: both arguments given, missing files, or a run that is not a classifier.
     """
-    import genlab
-    from genlab.runs import config_from_dict, load_weights, read_config
+    from genlab.runs import Run, config_from_dict, load_weights
 
     if path is not None and run is not None:
         raise GenlabError("give either a weights path or a classifier run, not both")
     if run is not None:
-        from genlab.families import get_family
-
-        config = read_config(run)
-        if not issubclass(get_family(config["family"]).model, Classifier):
+        run = Run.of(run)
+        if not issubclass(run.family.model, Classifier):
             raise GenlabError(
-                f"{run}: a {config['family']!r} run, not a classifier; train a feature network "
+                f"{run}: a {run.name!r} run, not a classifier; train a feature network "
                 "with `genlab train classifier --data <your data> --out <run>`"
             )
-        model = genlab.load(run, device=device)
-        return FeatureNetwork(model, tuple(config.get("class_names", ())))
+        return FeatureNetwork(run.model(device=device), run.class_names)
     path = Path(path) if path is not None else FASHION_MNIST
     record_path = path.with_suffix(".json")
     if not record_path.is_file():

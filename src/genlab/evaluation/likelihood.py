@@ -20,7 +20,7 @@ from typing import NamedTuple
 import torch
 
 from genlab.errors import GenlabError
-from genlab.runs import load_model, read_config
+from genlab.runs import Run
 from genlab.sampling import test_data
 
 
@@ -69,12 +69,12 @@ def nll(
     from genlab.models.pixelcnn import PixelCNN
     from genlab.models.vae import VAE
 
-    model = load_model(run)
-    family = read_config(run)["family"]
-    if not isinstance(model, PixelCNN | VAE | Diffusion):
+    run = Run.of(run)
+    if not issubclass(run.family.model, PixelCNN | VAE | Diffusion):
         raise GenlabError(
-            f"{run}: a {family} run has no likelihood; nll scores pixelcnn, vae, ddpm"
+            f"{run}: a {run.name} run has no likelihood; nll scores pixelcnn, vae, ddpm"
         )
+    model = run.model()
     data = test_data(run)
     n = len(data) if n <= 0 else min(n, len(data))
     images, labels = data.images[:n], data.labels[:n]

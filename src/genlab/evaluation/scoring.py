@@ -41,7 +41,7 @@ def evaluate(
     Returns:
         The record, and where it was written (RUN/eval/...json; None for images).
     """
-    from genlab.runs import load_model
+    from genlab.runs import Run
     from genlab.sampling import sampling_options
 
     if (run is None) == (images is None):
@@ -54,17 +54,18 @@ def evaluate(
         record = evaluate_images(Path(images), config, progress=progress, **common,
                                  **image_options)  # fmt: skip
         return record, None
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     options = sampling_options(model, *given, classifier_scale)
     names = ("sampler", "steps", "eta", "w", "classifier")
     described = {k: str(v) for k, v in zip(names, given, strict=True) if v is not None}
     if classifier is not None:
         described.update(classifier=Path(classifier).name, s=str(classifier_scale))
     record = evaluate_run(
-        Path(run), config, progress=progress, sample_options=options, described=described,
+        run, config, progress=progress, sample_options=options, described=described,
         model=model, **common,
     )  # fmt: skip
-    return record, record_path(Path(run), config, sampling_tag(described))
+    return record, record_path(run.path, config, sampling_tag(described))
 
 
 class Ranking(NamedTuple):

@@ -167,10 +167,11 @@ def embed(
 
 def embed_run(run, split: str = "test") -> tuple[torch.Tensor, ImageData]:
     """The latents (N, D) of one split of a run's data, and the split: `genlab embed RUN`."""
-    from genlab.runs import load_model
+    from genlab.runs import Run
     from genlab.sampling import run_data
 
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     if not hasattr(model, "encode"):
         raise GenlabError(f"{run}: its model has no encoder; embed needs an ae or a vae run")
     data = run_data(run, split)

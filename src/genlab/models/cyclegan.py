@@ -460,7 +460,6 @@ FAMILY = Family(
         Option("class_a", "str", help="Domain A is this class of --data (or of --data-a)."),
         Option("class_b", "str", help="Domain B is this class of --data (or of --data-b)."),
     ),
-    step="genlab.training.cyclegan:CycleGANStep",
     train_defaults=CYCLEGAN_TRAIN,
     train_ignores=("warmup_steps", "lr_schedule", "min_lr_ratio"),
     specs=domain_specs,

@@ -261,12 +261,11 @@ RL_TRAIN_DEFAULTS = {
 AGENT = {
     "specs": env_specs,
     "read": read_env,
-    "curves": "genlab.pictures.agent:plot_agent",
     "data_options": False,
     "agent": True,
     "spec_type": EnvSpec,
 }
-"""The Family record fields every agent family shares: an environment for data, agent curves."""
+"""The Family record fields every agent family shares: an environment for data."""
 
 FAMILY = Family(
     name="dqn",
@@ -295,7 +294,6 @@ FAMILY = Family(
             eval_episodes={"min": 1, "max": 100_000},
         ),
     ),
-    step="genlab.training.dqn:DQNStep",
     train_defaults={
         **RL_TRAIN_DEFAULTS,
         "batch_size": 128,

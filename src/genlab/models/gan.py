@@ -552,8 +552,6 @@ GAN_OPTIONS = field_options(
     lr_d={"default": None, "min_open": True, "max": 1.0, "help": _by_loss("D's Adam rate")},
     betas={"default": None, "length": 2, "max": 0.9999, "help": _by_loss("Adam's betas")},
 )
-GAN_STEP = "genlab.training.gan:GANStep"
-GAN_CURVES = "genlab.pictures.gan:plot_gan_curves"
 
 FAMILY = Family(
     name="gan",
@@ -562,10 +560,8 @@ FAMILY = Family(
     model=GAN,
     configure=configure_gan,
     options=GAN_OPTIONS,
-    step=GAN_STEP,
     train_defaults=GAN_TRAIN,
     train_ignores=("lr", "betas"),
-    curves=GAN_CURVES,
 )
 
 CONDITIONAL_FAMILY = dataclasses.replace(

@@ -113,7 +113,6 @@ FAMILY = Family(
             eval_episodes={"min": 1, "max": 100_000},
         ),
     ),
-    step="genlab.training.dqn:QTableStep",
     train_defaults={
         "max_steps": 200_000,
         "log_every": 5_000,

@@ -589,7 +589,6 @@ FAMILY = Family(
     model=StyleGAN,
     configure=configure,
     options=OPTIONS,
-    step="genlab.training.gan:StyleGANStep",
     train_defaults={
         "lr_schedule": "constant",
         "warmup_steps": 0,
@@ -598,5 +597,4 @@ FAMILY = Family(
         "batch_size": 32,
     },
     train_ignores=("lr", "betas"),
-    curves="genlab.pictures.gan:plot_gan_curves",
 )

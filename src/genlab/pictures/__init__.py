@@ -83,17 +83,7 @@ def plot(
     run: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> Path:
     """The training curves of a run from its metrics.csv, as its family draws them (a GAN's
-    with a guide to reading them); writes `out`."""
-    import importlib
+    with a guide to reading them); writes `out` (`genlab.pictures.curves`)."""
+    from genlab.pictures.curves import plot as plot_curves
 
-    from genlab.errors import GenlabError
-    from genlab.families import get_family
-    from genlab.runs import read_config
-
-    csv_path = Path(run) / "metrics.csv"
-    if not csv_path.is_file():
-        raise GenlabError(f"{csv_path}: missing; the run has not logged any step yet")
-    family = get_family(read_config(run)["family"], str(Path(run) / "config.json"))
-    module, _, name = family.curves.partition(":")
-    draw = getattr(importlib.import_module(module), name)
-    return draw(run, out, metadata={"run": str(run), **(metadata or {})})
+    return plot_curves(run, out, metadata)

@@ -1,5 +1,6 @@
-"""Pictures of agents: the training curves (`genlab plot`) and the learned action values
-Q(s, a) over two state dimensions (`genlab q-values`)."""
+"""Pictures of agents: the training curves (`genlab plot`), the learned action values
+Q(s, a) over two state dimensions (`genlab q-values`) and greedy episodes as a GIF
+(`genlab play`)."""
 
 from __future__ import annotations
 
@@ -58,12 +59,12 @@ def plot_agent(run: str | os.PathLike, out: str | os.PathLike, metadata: dict[st
     import matplotlib.pyplot as plt
 
     from genlab.plots import numeric_column, read_metrics_rows, save_figure
-    from genlab.runs import read_config
+    from genlab.runs import Run
 
-    run = Path(run)
-    path = run / "metrics.csv"
+    run = Run.of(run)
+    path = run.path / "metrics.csv"
     rows = read_metrics_rows(path, f"{path}: missing; the run has not logged any step yet")
-    env = read_config(run).get("data", {}).get("env", "?")
+    env = run.config.get("data", {}).get("env", "?")
     step = numeric_column(rows, "step")
 
     def col(name: str) -> np.ndarray:
@@ -110,7 +111,7 @@ def q_values(
     import matplotlib.pyplot as plt
 
     from genlab.plots import save_figure
-    from genlab.rl.agent import load_agent
+    from genlab.evaluation.agent import load_agent
 
     model, info = load_agent(run, "genlab q-values")
     env = info.spec.env
@@ -214,3 +215,33 @@ def _grid_world(model, info, actions, plt):
     ax.set_title(f"{info.spec.env}: max_a Q(s, a) per state, arrow = greedy action", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def play(
+    run: str | os.PathLike, out: str | os.PathLike, episodes: int = 3, width: int = 320,
+    every: int = 1, first_episode: int = 0,
+) -> tuple[Path, list[float], int]:  # fmt: skip
+    """An animated GIF of greedy episodes (seeded like the evaluation's episodes, from its
+    `first_episode`-th).
+
+    Returns:
+        The GIF's path, each episode's return and the number of frames.
+    """
+    from PIL import Image
+
+    from genlab.evaluation.agent import load_agent
+    from genlab.images import save_gif
+    from genlab.rl.env import EVAL_SEED
+    from genlab.rl.episodes import rendered_episodes
+
+    if episodes <= 0:
+        raise GenlabError(f"--episodes {episodes}: give a positive number of episodes")
+    model, info = load_agent(run, "genlab play")
+    frames, returns = rendered_episodes(
+        model.act, info, episodes, first_seed=EVAL_SEED + first_episode, every=every
+    )
+    h, w = frames[0].shape[:2]
+    size = (width, max(1, round(h * width / w)))
+    resample = Image.NEAREST if w < width else Image.BILINEAR  # MinAtar's 10x10 stays crisp
+    small = [np.asarray(Image.fromarray(f).resize(size, resample)) for f in frames]
+    return save_gif(out, small, duration_ms=20 * every), returns, len(small)

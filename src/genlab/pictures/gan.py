@@ -50,13 +50,13 @@ def _read(csv_path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
 
 def _locate(run_or_csv: str | os.PathLike) -> tuple[Path, str | None]:
     """The metrics.csv of a run directory (or a CSV path) and the run's GAN loss if known."""
-    from genlab.runs import read_config
+    from genlab.runs import Run
 
     path = Path(run_or_csv)
     csv_path = path / "metrics.csv" if path.is_dir() else path
     loss = None
     if (csv_path.parent / "config.json").is_file():
-        loss = read_config(csv_path.parent)["model"].get("loss")
+        loss = Run.open(csv_path.parent).config["model"].get("loss")
     return csv_path, loss
 
 
@@ -192,19 +192,16 @@ def gan_gradients(
     """Why the minimax loss saturates: G's gradient against D(G(z)) for both losses, with one
     measured point per metrics.csv row of each GAN run (mean D(G(z)), G's gradient norm).
     Writes `out`; returns a note on what it shows."""
-    from genlab.families import FAMILIES
     from genlab.models.gan import GAN, plot_gradient_picture
-    from genlab.runs import read_config
+    from genlab.runs import Run
 
     if not runs:
         raise GenlabError("give at least one GAN run")
     measured = {}
-    for run in runs:
-        config = read_config(run)
-        family = FAMILIES.get(config["family"])
-        if family is None or family.model is not GAN:
-            raise GenlabError(f"{run}: a {config['family']} run; gan-gradients needs GAN runs")
-        measured[f"{Path(run).name} ({config['model']['loss']})"] = gradient_points(run)
+    for run in map(Run.of, runs):
+        if run.family.model is not GAN:
+            raise GenlabError(f"{run}: a {run.name} run; gan-gradients needs GAN runs")
+        measured[f"{run.path.name} ({run.config['model']['loss']})"] = gradient_points(run)
     plot_gradient_picture(out, measured, metadata=metadata)
     return f"{sum(len(d) for d, _ in measured.values())} measured points"
 
@@ -249,17 +246,18 @@ def translate(
     ("ab") or B to A ("ba"); images are resized and centre-cropped to the run's size and
     channels, as in training."""
     from genlab.data.folder import read_images
-    from genlab.runs import load_model, read_config
+    from genlab.runs import Run
 
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     if not hasattr(model, "translate"):
-        raise GenlabError(f"{run}: a {read_config(run)['family']} run; translate needs a cyclegan")
+        raise GenlabError(f"{run}: a {run.name} run; translate needs a cyclegan")
     if direction not in ("ab", "ba"):
         raise GenlabError(f"--direction {direction}: use ab (A to B) or ba (B to A)")
     names, x = read_images(images, model.config.image_size, model.config.channels)
     with torch.inference_mode():
         y = torch.cat([model.translate(c.float() / 255, direction) for c in x.split(64)])
-    label = dict(zip("ab", read_config(run).get("domains", ["A", "B"]), strict=True))
+    label = dict(zip("ab", run.config.get("domains", ["A", "B"]), strict=True))
     return Translation(
         x.float() / 255, y.float(), list(names), f"{label[direction[0]]} -> {label[direction[1]]}"
     )

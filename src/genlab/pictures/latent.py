@@ -13,7 +13,7 @@ import torch
 from genlab.data import ImageData
 from genlab.errors import GenlabError
 from genlab.pictures import Picture
-from genlab.runs import load_model, read_config
+from genlab.runs import Run
 from genlab.sampling import test_data
 
 METHODS = ("slerp", "lerp")
@@ -56,7 +56,8 @@ def _info(run, seed: int | None) -> dict[str, str]:
 
 def reconstruct(run: str | os.PathLike, n: int = 16, seed: int = 0) -> Picture:
     """Random test images (odd rows) above their reconstructions decode(encode(x)) (even rows)."""
-    model, data = load_model(run), test_data(run)
+    run = Run.of(run)
+    model, data = run.model(), test_data(run)
     _needs(model, "encode", "decode")
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     batch = data.batch(idx)
@@ -91,7 +92,8 @@ def interpolate(
 
     if method not in METHODS or steps < 2 or pairs < 1:
         raise GenlabError("interpolate needs --method slerp|lerp, --steps >= 2, --pairs >= 1")
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     if _decoder_only(model):
         path = _prior_paths(model, pairs, steps, method, seed)
     else:
@@ -116,7 +118,8 @@ def morph(
     the real image, the decoded path, the real image."""
     from genlab.latent import class_index, morph_strip
 
-    model, data = load_model(run), test_data(run)
+    run = Run.of(run)
+    model, data = run.model(), test_data(run)
     _needs(model, "encode", "decode")
     g = torch.Generator().manual_seed(seed)
 
@@ -158,7 +161,7 @@ def _sampled_arithmetic(run, model, from_class: str, to_class: str, n: int, seed
             f"{run}: a conditional GAN takes the class as an input, so z has no class means to "
             f"subtract; draw each class with `genlab sample {run} --class NAME`"
         )
-    names, cfg = tuple(read_config(run).get("class_names", ())), model.config
+    names, cfg = Run.of(run).class_names, model.config
     if names != CLASS_NAMES or (cfg.channels, cfg.image_size) != (1, 28):
         raise GenlabError(
             f"{run}: arithmetic needs class means of latents: a model with an encoder (ae, vae), "
@@ -190,7 +193,8 @@ def arithmetic(
     section 6.3)."""
     from genlab.latent import class_arithmetic
 
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     if _decoder_only(model):
         rows = _sampled_arithmetic(run, model, from_class, to_class, n, seed)
         note = (
@@ -210,7 +214,8 @@ def walk(run: str | os.PathLike, dims: int = 8, steps: int = 9, seed: int = 0) -
     a random z ~ N(0, I)."""
     from genlab.latent import embed, latent_walk
 
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     g = torch.Generator().manual_seed(seed)
     if _decoder_only(model):  # a GAN: around z ~ N(0, I), in units of the prior's spread (1)
         z = torch.randn(model.config.latent_dim, generator=g)
@@ -239,7 +244,8 @@ def latent_map(
     2-D), written to `out`. Returns a note on what it shows."""
     from genlab.latent import embed, plot_latent_map, project_2d
 
-    model = load_model(run)
+    run = Run.of(run)
+    model = run.model()
     _needs(model, "encode")
     data = test_data(run)
     n = min(n, len(data))

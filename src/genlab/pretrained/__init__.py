@@ -155,11 +155,11 @@ def ship(
         first_stage: a latent model's first-stage run (its VAE), whose training time counts.
     """
     from genlab.io import write_json
-    from genlab.runs import checkpoint_dir, read_config
+    from genlab.runs import Run, checkpoint_dir
 
-    run = Path(run)
-    config = read_config(run)
-    where = checkpoint_dir(run)
+    opened = Run.open(run)
+    run, config = opened.path, opened.config
+    where = opened.checkpoint
     trainer = json.loads((where / "trainer.json").read_text()) if where else {}
     seconds = [trainer.get("elapsed_s")]
     if first_stage is not None:

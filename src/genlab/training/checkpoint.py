@@ -84,15 +84,17 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 def save_checkpoint(
     run_dir: str | os.PathLike,
     model: torch.nn.Module,
-    ema: torch.nn.Module | None,
-    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    ema: torch.nn.Module | dict[str, torch.Tensor] | None,
+    optimizer: Any,
     trainer: dict[str, Any],
     extra: Mapping[str, torch.Tensor] | None = None,
 ) -> None:
     """Write a complete checkpoint atomically (see the module docstring).
 
     Args:
-        optimizer: the run's optimizer, or several by name (names without dots).
+        ema: the EMA model (or its state dict), None without EMA.
+        optimizer: the run's optimizer, or several by name (names without dots); optimizers
+            or their state dicts.
         extra: more training-state tensors by key, returned as `Checkpoint.extra`.
 
     Raises:
@@ -118,11 +120,16 @@ def save_checkpoint(
         ) from None
 
 
+def _state(part) -> dict[str, Any]:
+    """The state dict of a module or optimizer, or a state dict itself."""
+    return part.state_dict() if hasattr(part, "state_dict") else part
+
+
 def _write_state(
     tmp: Path,
     model: torch.nn.Module,
-    ema: torch.nn.Module | None,
-    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    ema: torch.nn.Module | dict[str, torch.Tensor] | None,
+    optimizer: Any,
     trainer: dict[str, Any],
     extra: Mapping[str, torch.Tensor] | None,
 ) -> None:
@@ -132,16 +139,16 @@ def _write_state(
     step = str(trainer["step"])
     save_weights(tmp / WEIGHTS, model.state_dict(), {"step": step})
     if ema is not None:
-        save_weights(tmp / EMA_WEIGHTS, ema.state_dict(), {"step": step})
-    if isinstance(optimizer, Mapping):
+        save_weights(tmp / EMA_WEIGHTS, _state(ema), {"step": step})
+    if _named(optimizer):
         opt_tensors, opt_meta = {}, {}
         for name, opt in optimizer.items():
             assert name and "." not in name, f"optimizer name {name!r} must be dot-free"
-            tensors, opt_meta[name] = _flatten_optimizer(opt.state_dict())
+            tensors, opt_meta[name] = _flatten_optimizer(_state(opt))
             opt_tensors.update({f"{name}.{k}": v for k, v in tensors.items()})
         opt_key = "optimizers"
     else:
-        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        opt_tensors, opt_meta = _flatten_optimizer(_state(optimizer))
         opt_key = "optimizer"
     rng = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -152,6 +159,14 @@ def _write_state(
         json.dump({**trainer, opt_key: opt_meta}, f, indent=2)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _named(optimizer) -> bool:
+    """Whether `optimizer` is several optimizers (or their state dicts) by name, not one
+    optimizer or one optimizer's state dict (which has "state" and "param_groups")."""
+    if not isinstance(optimizer, Mapping):
+        return False
+    return not {"state", "param_groups"} <= set(optimizer)
 
 
 def _swap(run_dir: Path) -> None:

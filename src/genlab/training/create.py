@@ -25,7 +25,7 @@ from genlab.errors import GenlabError
 from genlab.families import FAMILIES, get_family
 from genlab.family import FROZEN, Family, LoadedRun
 from genlab.options import Option, check_options, field_options
-from genlab.runs import CONFIG, load_model, read_config, save_weights, write_json
+from genlab.runs import CONFIG, Run, save_weights, write_json
 from genlab.training.config import PRECISIONS, TrainConfig
 from genlab.training.distributed import on_main_process
 
@@ -104,13 +104,12 @@ def _json_value(value: Any) -> Any:
 
 
 def _load_run(option: Option, path: Path) -> LoadedRun:
-    config = read_config(path)
-    if option.of and config["family"] not in option.of:
+    run = Run.open(path)
+    if option.of and run.name not in option.of:
         raise GenlabError(
-            f"{option.flag} {path}: a {config['family']} run; give a run of "
-            f"{' or '.join(option.of)}"
+            f"{option.flag} {path}: a {run.name} run; give a run of {' or '.join(option.of)}"
         )
-    return LoadedRun(Path(path), config, load_model(path))
+    return LoadedRun(run.path, dict(run.config), run.model())
 
 
 def _training_data(family: Family, values: dict[str, Any]) -> tuple[dict[str, DataSpec], Any]:

@@ -35,7 +35,7 @@ both domains read per second), elapsed_s.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -43,12 +43,12 @@ from torch import nn
 from genlab.data import DataSpec, ImageData
 from genlab.data.domains import Domains, load_domains
 from genlab.errors import GenlabError
-from genlab.io import config_from_dict
 from genlab.models.cyclegan import CycleGAN, ImagePool
-from genlab.runs import read_config
-from genlab.training.checkpoint import Checkpoint
 from genlab.training.distributed import global_rows, sync_grad_norm
-from genlab.training.engine import Engine, Step, as_float32, load_ema, make_ema
+from genlab.training.step import Step, StepState, as_float32, make_ema, prefixed, with_prefix
+
+if TYPE_CHECKING:
+    from genlab.training.engine import Engine
 
 B_SEED_OFFSET = 1  # domain B's data order uses seed + 1: otherwise equal sizes pair A_i with B_i
 GRID_N = 8  # fixed images of each domain in the sample grids
@@ -59,17 +59,6 @@ def linear_decay(progress: float, start: float) -> float:
     if progress <= start or start >= 1.0:
         return 1.0
     return max(0.0, (1.0 - progress) / (1.0 - start))
-
-
-def run_domains(run_dir: Path) -> tuple[DataSpec, DataSpec]:
-    """The DataSpecs of domains A and B of a CycleGAN run ("data" and "data_b" in config.json)."""
-    config, source = read_config(run_dir), str(Path(run_dir) / "config.json")
-    if "data_b" not in config:
-        raise GenlabError(f"{source}: a cyclegan run needs 'data_b' (domain B); it is damaged")
-    return (
-        config_from_dict(DataSpec, config.get("data", {}), source),
-        config_from_dict(DataSpec, config["data_b"], source),
-    )
 
 
 def fixed_images(spec_a: DataSpec, spec_b: DataSpec, train: Domains, n: int = GRID_N) -> Domains:
@@ -117,11 +106,11 @@ def write_translation_grid(model: CycleGAN, run_dir: Path, step: int, fixed: Dom
     )
 
 
-class CycleGANStep(Step):
+class CycleGANStep(Step[Domains]):
     """One G update of both generators, then one D update of both discriminators."""
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
+    def __init__(self, engine: Engine, model: nn.Module, data: Domains):
+        super().__init__(engine, model, data)
         if not isinstance(model, CycleGAN):
             raise GenlabError(f"{engine.run_dir}: not a cyclegan run; CycleGANStep trains those")
         cfg, tcfg = model.config, engine.config
@@ -136,21 +125,10 @@ class CycleGANStep(Step):
         self.ema = make_ema(model, tcfg.ema_decay)
         shape = (cfg.channels, cfg.image_size, cfg.image_size)
         self.pools = {k: ImagePool(cfg.pool_size, shape, engine.device) for k in ("a", "b")}
-        if ckpt is not None:
-            if set(ckpt.optimizers) != {"d", "g"}:
-                raise GenlabError(f"{engine.run_dir}: its training state is not a CycleGAN's")
-            for name, o in self.opt.items():
-                o.load_state_dict(ckpt.optimizers[name])
-            load_ema(self.ema, ckpt.ema, ckpt.trainer)
-            for k, pool in self.pools.items():
-                prefix = f"pool_{k}."
-                state = {n[len(prefix) :]: t for n, t in ckpt.extra.items() if n.startswith(prefix)}
-                if state:
-                    pool.load_state_dict(state)
         self.fixed: Domains | None = None  # the grid's images, loaded at the first grid
 
     @property
-    def images_per_step(self) -> int:
+    def units_per_step(self) -> int:
         return 2 * self.engine.config.batch_size
 
     def pooled(self, k: str, fakes: torch.Tensor) -> torch.Tensor:
@@ -166,8 +144,8 @@ class CycleGANStep(Step):
         for o in self.opt.values():
             for group in o.param_groups:
                 group["lr"] = lr
-        x_a = engine.batch(engine.data.a, step).x
-        x_b = engine.batch(engine.data.b, step, seed=engine.config.seed + B_SEED_OFFSET).x
+        x_a = engine.batch(self.data.a, step).x
+        x_b = engine.batch(self.data.b, step, seed=engine.config.seed + B_SEED_OFFSET).x
 
         # 1. Both generators through frozen discriminators (their gradients are not needed).
         for D in model.discriminators:
@@ -205,15 +183,29 @@ class CycleGANStep(Step):
     def ema_weights(self) -> nn.Module | None:
         return self.ema.module if self.ema is not None else None
 
-    def extra_state(self) -> dict[str, torch.Tensor]:
-        return {
-            f"pool_{k}.{n}": t for k, p in self.pools.items() for n, t in p.state_dict().items()
-        }
+    def state_dict(self) -> StepState:
+        pools = {k: t for name, p in self.pools.items()
+                 for k, t in with_prefix(p.state_dict(), f"pool_{name}.").items()}  # fmt: skip
+        return super().state_dict()._replace(extra=pools)
 
-    def write_samples(self, step: int) -> None:
+    def load_state_dict(self, state: StepState) -> None:
+        super().load_state_dict(state)
+        for name, pool in self.pools.items():
+            saved = prefixed(state.extra, f"pool_{name}.")
+            if saved:
+                pool.load_state_dict(saved)
+
+    def draw(self, step: int) -> Path:
+        """The translation grid of fixed images of both domains (`write_translation_grid`)."""
         if self.fixed is None:
-            self.fixed = fixed_images(*run_domains(self.engine.run_dir), self.engine.data)
-        write_translation_grid(self.sampler(), self.engine.run_dir, step, self.fixed)
+            specs = self.engine.run.specs()
+            if "data_b" not in specs:
+                raise GenlabError(
+                    f"{self.engine.run.source}: a cyclegan run needs 'data_b' (domain B); "
+                    "it is damaged"
+                )
+            self.fixed = fixed_images(specs["data"], specs["data_b"], self.data)
+        return write_translation_grid(self.sampler(), self.engine.run_dir, step, self.fixed)
 
     def postfix(self, means: dict[str, float], row: dict[str, Any]) -> dict[str, str]:
         return {

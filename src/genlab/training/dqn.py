@@ -14,7 +14,7 @@ import copy
 import math
 import time
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,52 +23,36 @@ from torch import nn
 from genlab.errors import GenlabError
 from genlab.models.dqn import epsilon_at, polyak_
 from genlab.models.qtable import q_learning_update
-from genlab.rl.env import episode_seed, make_env, observation_array
+from genlab.rl.env import EnvInfo, episode_seed, make_env, observation_array
 from genlab.rl.episodes import Protocol, greedy_returns
 from genlab.rl.replay import NStep, ReplayBuffer
-from genlab.training.checkpoint import Checkpoint
 from genlab.training.config import lr_at
-from genlab.training.engine import Engine, Step
+from genlab.training.step import ENVIRONMENT_STEPS, Step, StepState, prefixed, with_prefix
+
+if TYPE_CHECKING:
+    from genlab.training.engine import Engine
 
 
-class AgentStep(Step):
+class AgentStep(Step[EnvInfo]):
     """One environment step of an epsilon-greedy agent; subclasses `learn` from it."""
 
-    rate_unit = "environment steps"
-    rate_column = "steps_per_s"
+    units = ENVIRONMENT_STEPS
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
+    def __init__(self, engine: Engine, model: nn.Module, data: EnvInfo):
+        super().__init__(engine, model, data)
         if engine.shard.world > 1:
             raise GenlabError(
                 "the RL families train in one process (one agent, one environment); run "
                 "`genlab train` without accelerate launch or torchrun"
             )
-        self.info, self.cfg = engine.data, model.config
+        self.info, self.cfg = data, model.config
         self.env = make_env(self.info.spec.env)
         self.generator = torch.Generator().manual_seed(engine.config.seed)
         self.episode, self.actions, self.episode_return = 0, [], 0.0
         self.window: dict[str, Any] = self._empty_window()
         self.last_eval: tuple[float, float] | None = None
         self.eval_seconds = 0.0  # wall time spent in evaluations, summed over resumes
-        if ckpt is None:
-            self.obs = self._reset()
-        else:
-            t = ckpt.trainer
-            self.episode, self.window = t["episode"], t["window"]
-            self.last_eval = tuple(t["last_eval"]) if t.get("last_eval") else None
-            self.eval_seconds = t.get("eval_s", 0.0)
-            self.generator.set_state(ckpt.extra["generator"])
-            self.obs = self._replay(ckpt.extra.get("episode_actions"))
-            saved = ckpt.extra.get("observation")
-            saved = saved.numpy().ravel() if saved is not None else None  # safetensors: no 0-d
-            if saved is not None and not np.array_equal(saved, np.ravel(self.obs)):
-                warnings.warn(
-                    f"{engine.run_dir}: replaying the episode in progress did not reach the "
-                    f"saved observation; {self.info.spec.env} is not deterministic given its "
-                    "seed and actions, so training continues from a different state",
-                    stacklevel=2,
-                )
+        self.obs = self._reset()
 
     # ---------------------------------------------------------------- the environment
 
@@ -152,12 +136,12 @@ class AgentStep(Step):
     # ---------------------------------------------------------------- what the engine asks
 
     @property
-    def images_per_step(self) -> int:
-        return 1  # environment steps: the rate column is steps/s
+    def units_per_step(self) -> int:
+        return 1
 
     @property
-    def steps_per_epoch(self) -> float:
-        return math.inf  # no epochs: metrics.csv counts episodes instead
+    def epoch_size(self) -> None:
+        return None  # no epochs: metrics.csv counts episodes instead
 
     @staticmethod
     def _empty_window() -> dict[str, Any]:
@@ -188,31 +172,48 @@ class AgentStep(Step):
             out["eval"] = f"{self.last_eval[0]:.1f}"
         return out
 
-    def write_samples(self, step: int) -> None:
-        """Agents draw no sample grids (`genlab play` renders episodes)."""
-
-    def extra_state(self) -> dict[str, torch.Tensor]:
-        return {
-            "generator": self.generator.get_state(),
-            "episode_actions": torch.tensor(self.actions, dtype=torch.int64),
-            "observation": torch.from_numpy(np.ascontiguousarray(self.obs).copy()),
-        }
-
-    def trainer_state(self) -> dict[str, Any]:
-        return {
+    def state_dict(self) -> StepState:
+        """The episode in progress as its seed and actions (replayed on load), the window, the
+        exploration generator."""
+        state = super().state_dict()
+        trainer = {
             "episode": self.episode,
             "window": self.window,
             "last_eval": self.last_eval,
             "eval_s": self.eval_seconds,
         }
+        extra = {
+            "generator": self.generator.get_state(),
+            "episode_actions": torch.tensor(self.actions, dtype=torch.int64),
+            "observation": torch.from_numpy(np.ascontiguousarray(self.obs).copy()),
+        }
+        return state._replace(trainer={**state.trainer, **trainer}, extra=extra)
+
+    def load_state_dict(self, state: StepState) -> None:
+        super().load_state_dict(state)
+        t = state.trainer
+        self.episode, self.window = t["episode"], t["window"]
+        self.last_eval = tuple(t["last_eval"]) if t.get("last_eval") else None
+        self.eval_seconds = t.get("eval_s", 0.0)
+        self.generator.set_state(state.extra["generator"])
+        self.obs = self._replay(state.extra.get("episode_actions"))
+        saved = state.extra.get("observation")
+        saved = saved.numpy().ravel() if saved is not None else None  # safetensors: no 0-d
+        if saved is not None and not np.array_equal(saved, np.ravel(self.obs)):
+            warnings.warn(
+                f"{self.engine.run_dir}: replaying the episode in progress did not reach the "
+                f"saved observation; {self.info.spec.env} is not deterministic given its "
+                "seed and actions, so training continues from a different state",
+                stacklevel=2,
+            )
 
 
 class DQNStep(AgentStep):
     """DQN: the transition into the replay buffer (through n-step returns), then every
     `train_every` steps one Adam update on a sampled batch and a target-network update."""
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
+    def __init__(self, engine: Engine, model: nn.Module, data: EnvInfo):
+        super().__init__(engine, model, data)
         c, info = self.cfg, self.info
         shape = info.observation_shape
         dtype = np.int64 if info.n_states is not None else (np.uint8 if len(shape) == 3 else
@@ -224,20 +225,6 @@ class DQNStep(AgentStep):
         self.optimizer = torch.optim.Adam(model.parameters(), lr=engine.config.lr, fused=fused)
         self.updates = 0
         self.lrs = {"lr": lr_at(0.0, engine.config, 0)}  # a column from the first row on
-        if ckpt is not None:
-            self.optimizer.load_state_dict(ckpt.optimizer)
-            extra = ckpt.extra
-            self.target.load_state_dict(
-                {k[7:]: v for k, v in extra.items() if k.startswith("target.")}
-            )
-            self.buffer.load(
-                {k[7:]: v for k, v in extra.items() if k.startswith("buffer.")},
-                ckpt.trainer["buffer"],
-            )
-            self.nstep.load({k[6:]: v for k, v in extra.items() if k.startswith("nstep.")})
-            self.updates = ckpt.trainer["updates"]
-            if self.updates > 0:  # the column shows the last update's rate, resumed or not
-                self.lrs = {"lr": self.optimizer.param_groups[0]["lr"]}
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         for t in self.nstep.push(obs, action, reward, next_obs, terminated, truncated):
@@ -274,18 +261,27 @@ class DQNStep(AgentStep):
     def optimizers(self):
         return self.optimizer
 
-    def extra_state(self) -> dict[str, torch.Tensor]:
-        tensors, _ = self.buffer.state()
-        return {
-            **super().extra_state(),
-            **{f"target.{k}": v for k, v in self.target.state_dict().items()},
-            **{f"buffer.{k}": v for k, v in tensors.items()},
-            **{f"nstep.{k}": v for k, v in self.nstep.state().items()},
+    def state_dict(self) -> StepState:
+        """The agent's state, the target network, the replay buffer and the n-step queue."""
+        state = super().state_dict()
+        tensors, meta = self.buffer.state()
+        extra = {
+            **state.extra,
+            **with_prefix(self.target.state_dict(), "target."),
+            **with_prefix(tensors, "buffer."),
+            **with_prefix(self.nstep.state(), "nstep."),
         }
+        trainer = {**state.trainer, "buffer": meta, "updates": self.updates}
+        return state._replace(trainer=trainer, extra=extra)
 
-    def trainer_state(self) -> dict[str, Any]:
-        _, meta = self.buffer.state()
-        return {**super().trainer_state(), "buffer": meta, "updates": self.updates}
+    def load_state_dict(self, state: StepState) -> None:
+        super().load_state_dict(state)
+        self.target.load_state_dict(prefixed(state.extra, "target."))
+        self.buffer.load(prefixed(state.extra, "buffer."), state.trainer["buffer"])
+        self.nstep.load(prefixed(state.extra, "nstep."))
+        self.updates = state.trainer["updates"]
+        if self.updates > 0:  # the column shows the last update's rate, resumed or not
+            self.lrs = {"lr": self.optimizer.param_groups[0]["lr"]}
 
 
 class QTableStep(AgentStep):
@@ -293,8 +289,8 @@ class QTableStep(AgentStep):
 
     lower = "--alpha"
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
+    def __init__(self, engine: Engine, model: nn.Module, data: EnvInfo):
+        super().__init__(engine, model, data)
         self.table = model.q  # updated in place (the model's buffer, saved with the weights)
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:

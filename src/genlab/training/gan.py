@@ -41,7 +41,7 @@ import copy
 import dataclasses
 import warnings
 from contextlib import nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -50,10 +50,12 @@ from genlab.data import ImageData
 from genlab.errors import GenlabError
 from genlab.models.gan import GAN
 from genlab.models.stylegan import StyleGAN
-from genlab.training.checkpoint import Checkpoint
 from genlab.training.config import lr_at
 from genlab.training.distributed import sync_grad_norm
-from genlab.training.engine import Engine, Step, load_ema, make_ema
+from genlab.training.step import Step, StepState, load_ema, make_ema, prefixed
+
+if TYPE_CHECKING:
+    from genlab.training.engine import Engine
 
 MONITOR_N = 500  # 50 a class: a share of 10% +- 1.3% (std), far above the 2% of a missing one
 
@@ -109,20 +111,20 @@ def _ema_gan(model: GAN, generator: torch.nn.Module) -> GAN:
     return view
 
 
-class GANStep(Step):
+class GANStep(Step[ImageData]):
     """n_critic D updates, then one G update (see the module docstring)."""
 
     lower = "the learning rates (--lr-d, --lr-g)"
     model_type: type[nn.Module] = GAN
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
+    def __init__(self, engine: Engine, model: nn.Module, data: ImageData):
+        super().__init__(engine, model, data)
         if not isinstance(model, self.model_type):
             kind = self.model_type.__name__
             raise GenlabError(
                 f"{engine.run_dir}: not a {kind} run; {type(self).__name__} trains it"
             )
-        cfg, tcfg, data = model.config, engine.config, engine.data
+        cfg, tcfg = model.config, engine.config
         if cfg.num_classes and (data.labels < 0).any():
             raise GenlabError("a conditional GAN needs labelled data (class sub-folders)")
         self.g_params = list(model.generator.parameters())
@@ -134,16 +136,6 @@ class GANStep(Step):
         self.ema = make_ema(model.generator, tcfg.ema_decay)
         self.view = _ema_gan(model, self.ema.module) if self.ema is not None else None
         self.covered_before: list[int] | None = None  # classes the monitor saw at its last check
-        if ckpt is not None:
-            if set(ckpt.optimizers) != {"d", "g"}:
-                raise GenlabError(f"{engine.run_dir}: its training state is not a GAN's")
-            for name, o in self.opt.items():
-                o.load_state_dict(ckpt.optimizers[name])
-            if ckpt.ema is not None:
-                prefix = "generator."
-                g_state = {k[len(prefix) :]: v for k, v in ckpt.ema.items() if k.startswith(prefix)}
-                load_ema(self.ema, g_state, ckpt.trainer)
-            self.covered_before = ckpt.trainer.get("monitor_covered")
         self.unit = dataclasses.replace(tcfg, lr=1.0)  # lr_at of this is the schedule's factor
         # wgan-gp's penalty differentiates a gradient norm close to 1, finer than bf16 resolves
         self.d_autocast = nullcontext if cfg.loss == "wgan-gp" else engine.accelerator.autocast
@@ -152,12 +144,12 @@ class GANStep(Step):
             self.monitor = CollapseMonitor(engine.device, tcfg.seed + 54321)
 
     @property
-    def images_per_step(self) -> int:
+    def units_per_step(self) -> int:
         return self.engine.config.batch_size * self.model.config.n_critic
 
     @property
-    def steps_per_epoch(self) -> float:
-        return super().steps_per_epoch / self.model.config.n_critic
+    def epoch_size(self) -> float:
+        return super().epoch_size / self.model.config.n_critic
 
     def noise(self) -> torch.Tensor:
         """z ~ N(0, I): this process's rows of a draw for the global batch, (B, latent_dim)."""
@@ -178,7 +170,7 @@ class GANStep(Step):
         # 1. n_critic D updates, each on the next real batch and fresh noise.
         y = None
         for k in range(cfg.n_critic):
-            batch = engine.batch(engine.data, step * cfg.n_critic + k)
+            batch = engine.batch(self.data, step * cfg.n_critic + k)
             y = batch.y if cfg.num_classes else None
             with self.d_autocast():
                 loss_d, logs_d = model.d_loss(batch.x, y, self.noise(), engine.shard)
@@ -216,8 +208,18 @@ class GANStep(Step):
     def ema_weights(self) -> nn.Module | None:
         return self.view
 
-    def trainer_state(self) -> dict[str, Any]:
-        return {"monitor_covered": self.covered_before}
+    def state_dict(self) -> StepState:
+        state = super().state_dict()
+        return state._replace(trainer={**state.trainer, "monitor_covered": self.covered_before})
+
+    def load_state_dict(self, state: StepState) -> None:
+        super().load_state_dict(state)
+        self.covered_before = state.trainer.get("monitor_covered")
+
+    def load_ema(self, state: StepState) -> None:
+        """ema.safetensors holds a whole GAN (`_ema_gan`); the EMA is of its generator."""
+        if state.ema is not None:
+            load_ema(self.ema, prefixed(state.ema, "generator."), state.trainer)
 
     def columns(self, step: int, window: int, final: bool) -> dict[str, Any]:
         """The collapse monitor's columns: at the first row at or after every `sample_every`
@@ -227,7 +229,7 @@ class GANStep(Step):
         every = self.engine.config.sample_every
         if not (final or step // every > (step - window) // every):
             return {"modes_covered": "", "missing_classes": ""}
-        names = self.engine.data.class_names
+        names = self.data.class_names
         coverage = self.monitor(self.sampler())
         missing = [names[i] for i in coverage.missing]
         covered = [i for i in range(coverage.total) if i not in coverage.missing]
@@ -251,7 +253,7 @@ class GANStep(Step):
             "D(G(z))": f"{means['d_fake']:.2f}",
         }
         if row.get("modes_covered", "") != "":
-            post["modes"] = f"{row['modes_covered']}/{len(self.engine.data.class_names)}"
+            post["modes"] = f"{row['modes_covered']}/{len(self.data.class_names)}"
             if row["missing_classes"]:
                 post["modes"] += " COLLAPSE?"
         return post
@@ -265,13 +267,17 @@ class StyleGANStep(GANStep):
 
     model_type = StyleGAN
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
-        last = ckpt.trainer.get("last_r1", 0.0) if ckpt is not None else 0.0
-        self.last_r1 = torch.tensor(last, device=engine.device)
+    def __init__(self, engine: Engine, model: nn.Module, data: ImageData):
+        super().__init__(engine, model, data)
+        self.last_r1 = torch.tensor(0.0, device=engine.device)
 
-    def trainer_state(self) -> dict[str, Any]:
-        return {**super().trainer_state(), "last_r1": float(self.last_r1)}
+    def state_dict(self) -> StepState:
+        state = super().state_dict()
+        return state._replace(trainer={**state.trainer, "last_r1": float(self.last_r1)})
+
+    def load_state_dict(self, state: StepState) -> None:
+        super().load_state_dict(state)
+        self.last_r1 = torch.tensor(state.trainer.get("last_r1", 0.0), device=self.engine.device)
 
     def regularize(self, step: int, batch) -> dict[str, torch.Tensor]:
         cfg = self.model.config

@@ -7,13 +7,17 @@ the gradients over processes while the backward pass runs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from genlab.data import Batch, Shard
-from genlab.training.checkpoint import Checkpoint
+from genlab.data import Batch, ImageData, Shard
 from genlab.training.config import lr_at
-from genlab.training.engine import Engine, Step, load_ema, make_ema
+from genlab.training.step import Step, make_ema
+
+if TYPE_CHECKING:
+    from genlab.training.engine import Engine
 
 
 class _LossForward(nn.Module):
@@ -27,20 +31,17 @@ class _LossForward(nn.Module):
         return self.model.loss(Batch(x, y, self.shard, progress))
 
 
-class OneOptimizer(Step):
+class OneOptimizer(Step[ImageData]):
     """AdamW on `model.loss(batch)`; metrics: loss, the model's logs, grad_norm (before
     clipping)."""
 
-    def __init__(self, engine: Engine, model: nn.Module, ckpt: Checkpoint | None):
-        super().__init__(engine, model, ckpt)
+    def __init__(self, engine: Engine, model: nn.Module, data: ImageData):
+        super().__init__(engine, model, data)
         cfg = engine.config
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
         self.ema = make_ema(model, cfg.ema_decay)
-        if ckpt is not None:
-            optimizer.load_state_dict(ckpt.optimizer)
-            load_ema(self.ema, ckpt.ema, ckpt.trainer)
         self.wrapped, self.optimizer = engine.accelerator.prepare(
             _LossForward(model, engine.shard), optimizer
         )
@@ -48,7 +49,7 @@ class OneOptimizer(Step):
     def __call__(self, step: int, progress: float) -> dict[str, torch.Tensor]:
         engine, cfg = self.engine, self.engine.config
         # 1. The batch (a pure function of the step) and the learning rate (of the progress).
-        batch = engine.batch(engine.data, step)
+        batch = engine.batch(self.data, step)
         lr = lr_at(progress, cfg, step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
