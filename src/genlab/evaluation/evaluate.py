@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -35,6 +35,9 @@ from genlab.data import DataSpec, ImageData
 from genlab.errors import GenlabError
 from genlab.evaluation import metrics as M
 from genlab.evaluation.features import Embedding
+
+if TYPE_CHECKING:
+    from genlab.runs import Run
 
 SCHEMA = "genlab.eval/1"
 REFERENCES = ("floor", "blurred", "noised")

@@ -110,8 +110,8 @@ def q_values(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from genlab.plots import save_figure
     from genlab.evaluation.agent import load_agent
+    from genlab.plots import save_figure
 
     model, info = load_agent(run, "genlab q-values")
     env = info.spec.env
