@@ -13,7 +13,7 @@ import genlab
 from genlab.errors import GenlabError
 from genlab.evaluation.evaluate import EvalConfig, evaluate_run
 from genlab.pretrained import PROVENANCE, SCHEMA, SHIPPED, find, get, ship, shipped
-from genlab.runs import load_model
+from genlab.runs import Run, load_model
 from genlab.sampling import sampling_options
 
 SHIPPED_RUNS = shipped()
@@ -55,7 +55,7 @@ def test_a_shipped_run_samples_and_reproduces_its_check(entry, tmp_path, evaluat
     run = get(entry.name, tmp_path / entry.name)
     check = entry.provenance["check"]
     if entry.family in AGENTS:  # the same seeded greedy episodes: the same mean return
-        from genlab.rl.agent import evaluate_agent
+        from genlab.evaluation.agent import evaluate_agent
 
         rel, absolute = TOLERANCE
         record, _ = evaluate_agent(run, check["n"])
@@ -152,3 +152,11 @@ def test_cli_lists_and_describes_the_shipped_runs(capsys):
         assert json.loads(capsys.readouterr().out)["name"] == SHIPPED_RUNS[0].name
     assert main(["pretrained", "get", "nope", "--out", "x"]) == 2
     assert "no shipped run named 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", SHIPPED_RUNS, ids=lambda e: e.name)
+def test_a_shipped_run_samples_by_default_as_its_record_was_evaluated(entry):
+    """`genlab sample RUN` (the model's defaults) draws what `genlab pretrained list` reports."""
+    sampling = recorded_options(entry.provenance["eval"].get("sampling", {}))
+    config = Run.open(entry.path).model_config
+    assert {k: getattr(config, k) for k in sampling} == sampling

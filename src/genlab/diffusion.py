@@ -24,6 +24,7 @@ from typing import NamedTuple
 import torch
 
 from genlab.errors import GenlabError
+from genlab.samplers import SAMPLERS
 
 ModelFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -36,7 +37,6 @@ def randn_on(shape, generator: torch.Generator | None, device, dtype) -> torch.T
 
 
 TARGETS = ("eps", "x0", "v")
-SAMPLERS = ("ddpm", "ddim", "dpmpp_2m")
 
 
 # ----------------------------------------------------------------------------- schedules

@@ -101,10 +101,28 @@ class Family:
         return next((o for o in self.options if o.name == name), None)
 
 
+DATA_FIELDS = ("channels", "image_size", "num_classes")
+"""Model config fields an image family takes from its training data, never from options."""
+
+
 def image_fields(data: Any) -> dict[str, int]:
     """channels and image_size of a model config, from the training images (N, C, H, W)."""
     c, h, _ = data.shape
     return {"channels": c, "image_size": h}
+
+
+def image_options(cls: type, *exclude: str, **ranges: Mapping[str, Any]) -> tuple[Option, ...]:
+    """The options of an image family's config fields (`field_options` with `ranges`), without
+    those its data decides (`DATA_FIELDS`) and the `exclude`d ones."""
+    from genlab.options import field_options
+
+    return field_options(cls, exclude=(*DATA_FIELDS, *exclude), **ranges)
+
+
+def image_config(cls: type, options: Mapping[str, Any], data: Any, **fixed: Any) -> Any:
+    """The model config `cls` of an image family: the options naming its fields, the training
+    images' channels and size, and the `fixed` values (num_classes, ...), which win."""
+    return pick(cls, options, **image_fields(data), **fixed)
 
 
 def pick(cls: type, options: Mapping[str, Any], **fixed: Any) -> Any:

@@ -18,9 +18,8 @@ import torch
 from genlab.data import ImageData
 from genlab.errors import GenlabError
 from genlab.runs import Run
+from genlab.samplers import sampler_named
 
-SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm": "dpmpp_2m", "dpmpp_2m": "dpmpp_2m"}
-"""Sampler spellings of the command line -> `genlab.diffusion.SAMPLERS`."""
 TXT2IMG_GUIDANCE = 3.0
 """The classifier-free guidance weight of `txt2img` when none is given."""
 
@@ -129,9 +128,7 @@ def sampling_options(
         )
     options: dict[str, Any] = {}
     if sampler is not None:
-        if sampler not in SAMPLER_NAMES:
-            raise GenlabError(f"--sampler {sampler}: use ddpm, ddim or dpm")
-        options["sampler"] = SAMPLER_NAMES[sampler]
+        options["sampler"] = sampler_named(sampler)
     if steps is not None:
         if not 1 <= steps <= model.config.T:
             raise GenlabError(f"--steps {steps}: use 1 to {model.config.T}")

@@ -19,8 +19,9 @@ from genlab.app.widgets import (
     safe,
     whole_number,
 )
+from genlab.samplers import SAMPLER_NAMES
 
-SAMPLERS = ["ddim", "ddpm", "dpm"]
+SAMPLERS = list(SAMPLER_NAMES)
 """The Sample tab's choices of sampler (for diffusion runs)."""
 LOSSES = ["ns", "minimax", "hinge", "wgan-gp"]
 DIRECTIONS = 6

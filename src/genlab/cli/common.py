@@ -15,6 +15,7 @@ import click
 
 from genlab.errors import GenlabError
 from genlab.options import Option
+from genlab.samplers import SAMPLER_NAMES, SAMPLERS
 
 
 class OptionType(click.ParamType):
@@ -93,7 +94,7 @@ TEMPERATURE = Option(
 )  # fmt: skip
 SAMPLER = Option(
     "sampler", "str", None, "Diffusion: ddpm (all T steps), ddim or dpm (DPM-Solver++ 2M).",
-    choices=("ddpm", "ddim", "dpm", "dpmpp_2m"),
+    choices=(*SAMPLER_NAMES, *(s for s in SAMPLERS if s not in SAMPLER_NAMES)),
 )  # fmt: skip
 STEPS = Option("steps", "int", None, "Diffusion: steps of ddim/dpm (50).", min=1, max=100_000)
 ETA = Option("eta", "float", None, "Diffusion: DDIM eta (0 deterministic).", min=0.0, max=1.0)

@@ -22,8 +22,7 @@ from torch import nn
 
 from genlab.data import Batch, Shard
 from genlab.errors import GenlabError
-from genlab.family import Configured, Family, image_fields, pick
-from genlab.options import field_options
+from genlab.family import Configured, Family, image_config, image_options
 
 
 def conv_levels(image_size: int) -> tuple[int, int]:
@@ -223,7 +222,7 @@ class Autoencoder(nn.Module):
 
 def configure(options: dict, data) -> Configured:
     """An autoencoder for the training images' shape."""
-    return Configured(pick(AutoencoderConfig, options, **image_fields(data)))
+    return Configured(image_config(AutoencoderConfig, options, data))
 
 
 FAMILY = Family(
@@ -232,9 +231,8 @@ FAMILY = Family(
     config=AutoencoderConfig,
     model=Autoencoder,
     configure=configure,
-    options=field_options(
+    options=image_options(
         AutoencoderConfig,
-        exclude=("channels", "image_size"),
         latent_dim={"min": 1, "max": 4096},
         widths={"min": 1, "max": 1024},
         recon_loss={"choices": ("bce", "mse")},

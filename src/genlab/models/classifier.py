@@ -23,8 +23,7 @@ from torch import nn
 
 from genlab.data import Batch, ImageData, Shard
 from genlab.errors import GenlabError
-from genlab.family import Configured, Family, image_fields, num_classes, pick
-from genlab.options import field_options
+from genlab.family import Configured, Family, image_config, image_options, num_classes
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ def evaluate_accuracy(model: Classifier, data: ImageData, batch_size: int = 512)
 def configure(options: dict, data) -> Configured:
     """A classifier of the training data's classes."""
     k = num_classes(data, "a classifier", minimum=2)
-    return Configured(pick(ClassifierConfig, options, **image_fields(data), num_classes=k))
+    return Configured(image_config(ClassifierConfig, options, data, num_classes=k))
 
 
 FAMILY = Family(
@@ -191,9 +190,8 @@ FAMILY = Family(
     config=ClassifierConfig,
     model=Classifier,
     configure=configure,
-    options=field_options(
+    options=image_options(
         ClassifierConfig,
-        exclude=("channels", "image_size", "num_classes"),
         widths={"min": 1, "max": 1024},
         depths={"min": 1, "max": 16},
         feature_dim={"min": 1, "max": 4096},

@@ -38,9 +38,9 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.family import Configured, Family, image_fields, pick
+from genlab.family import Configured, Family, image_config, image_options
 from genlab.models.gan import d_loss_bce, g_loss_ns
-from genlab.options import Option, field_options
+from genlab.options import Option
 
 # -- losses: pure functions of discriminator logits (any shape, here (B, 1, h, w) patches) -----
 
@@ -429,7 +429,7 @@ def configure(options: dict, domains) -> Configured:
     """A CycleGAN for the domains' image shape; their labels go to config.json."""
     from genlab.data.domains import domain_label
 
-    config = pick(CycleGANConfig, options, **image_fields(domains.a))
+    config = image_config(CycleGANConfig, options, domains.a)
     labels = [domain_label(s) for s in domain_specs(options).values()]
     return Configured(config, {"domains": labels}, train={"lr": config.lr})
 
@@ -441,9 +441,8 @@ FAMILY = Family(
     model=CycleGAN,
     configure=configure,
     options=(
-        *field_options(
+        *image_options(
             CycleGANConfig,
-            exclude=("channels", "image_size"),
             widths={"min": 1, "max": 1024},
             n_res_blocks={"max": 64},
             d_widths={"min": 1, "max": 1024},

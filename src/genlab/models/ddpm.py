@@ -42,6 +42,7 @@ from genlab.family import (
     Configured,
     Family,
     LoadedRun,
+    image_config,
     image_fields,
     num_classes,
     pick,
@@ -605,7 +606,7 @@ def _frozen(config: DiffusionConfig, vae=None, states=None, mask=None) -> dict:
 def configure_ddpm(options: dict, data) -> Configured:
     """Diffusion in pixel space (optionally class-conditional)."""
     k = num_classes(data, "ddpm --conditional", 2) if options.get("conditional") else 0
-    return Configured(pick(DiffusionConfig, options, **image_fields(data), num_classes=k))
+    return Configured(image_config(DiffusionConfig, options, data, num_classes=k))
 
 
 def configure_ldm(options: dict, data) -> Configured:

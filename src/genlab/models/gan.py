@@ -43,10 +43,9 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from genlab.data.types import Shard
 from genlab.errors import GenlabError
-from genlab.family import Configured, Family, image_fields, num_classes, pick
+from genlab.family import Configured, Family, image_fields, image_options, num_classes, pick
 from genlab.models.autoencoder import conv_levels, level_widths
 from genlab.models.stylegan import minibatch_std
-from genlab.options import field_options
 
 # -- losses: pure functions of discriminator logits --------------------------------------------
 # log D = log sigmoid(l) = -softplus(-l) and log(1 - D) = -softplus(l): stable for any logit.
@@ -538,9 +537,8 @@ def _by_loss(what: str) -> str:
     )
 
 
-GAN_OPTIONS = field_options(
+GAN_OPTIONS = image_options(
     GANConfig,
-    exclude=("channels", "image_size", "num_classes"),
     latent_dim={"min": 1, "max": 4096},
     g_widths={"min": 1, "max": 1024},
     d_widths={"min": 1, "max": 1024},

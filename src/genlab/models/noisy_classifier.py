@@ -32,10 +32,9 @@ from torch import nn
 from genlab.data import Batch, ImageData
 from genlab.diffusion import SCHEDULES, ModelFn, Schedule, make_schedule
 from genlab.errors import GenlabError
-from genlab.family import Configured, Family, image_fields, num_classes, pick
+from genlab.family import Configured, Family, image_config, image_options, num_classes
 from genlab.models.classifier import require_classes
 from genlab.models.unet import ResBlock, timestep_embedding
-from genlab.options import field_options
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,7 @@ def evaluate_noisy_accuracy(
 def configure(options: dict, data) -> Configured:
     """A noise-aware classifier of the training data's classes."""
     k = num_classes(data, "a noisy classifier", minimum=2)
-    return Configured(pick(NoisyClassifierConfig, options, **image_fields(data), num_classes=k))
+    return Configured(image_config(NoisyClassifierConfig, options, data, num_classes=k))
 
 
 FAMILY = Family(
@@ -240,9 +239,8 @@ FAMILY = Family(
     config=NoisyClassifierConfig,
     model=NoisyClassifier,
     configure=configure,
-    options=field_options(
+    options=image_options(
         NoisyClassifierConfig,
-        exclude=("channels", "image_size", "num_classes"),
         schedule={"choices": tuple(SCHEDULES)},
         T={"min": 1, "max": 100_000},
         width={"min": 1, "max": 1024},

@@ -49,12 +49,12 @@ from genlab.family import (
     CONDITIONAL,
     Configured,
     Family,
+    image_config,
     image_fields,
+    image_options,
     num_classes,
-    pick,
     refuse_binarized_colour,
 )
-from genlab.options import field_options
 
 HEADS = ("softmax", "logistic")
 LN2 = math.log(2)
@@ -565,7 +565,7 @@ def configure(options: dict, data) -> Configured:
     refuse_binarized_colour(options, data)
     block_shape(options.get("pixels_per_step") or 1, fields["image_size"])  # one-line error
     k = num_classes(data, "pixelcnn --conditional") if options.get("conditional") else 0
-    return Configured(pick(PixelCNNConfig, options, **fields, num_classes=k))
+    return Configured(image_config(PixelCNNConfig, options, data, num_classes=k))
 
 
 FAMILY = Family(
@@ -575,9 +575,8 @@ FAMILY = Family(
     model=PixelCNN,
     configure=configure,
     options=(
-        *field_options(
+        *image_options(
             PixelCNNConfig,
-            exclude=("channels", "image_size", "num_classes"),
             width={"min": 1, "max": 1024},
             layers={"min": 1, "max": 64},
             kernel={"choices": (1, 3, 5, 7, 9)},

@@ -41,9 +41,8 @@ from torch import nn
 
 from genlab.data.types import Shard
 from genlab.errors import GenlabError
-from genlab.family import Configured, Family, image_fields, pick
+from genlab.family import Configured, Family, image_config, image_options
 from genlab.models.autoencoder import conv_levels, level_widths
-from genlab.options import field_options
 
 SQRT2 = math.sqrt(2.0)
 AUGMENTATIONS = ("color", "translation", "cutout")
@@ -560,12 +559,12 @@ class StyleGAN(nn.Module):
 
 def configure(options: dict, data) -> Configured:
     """A StyleGAN for the training images' shape."""
-    return Configured(pick(StyleGANConfig, options, **image_fields(data)))
+    return Configured(image_config(StyleGANConfig, options, data))
 
 
-OPTIONS = field_options(
+OPTIONS = image_options(
     StyleGANConfig,
-    exclude=("channels", "image_size", "num_classes", "loss"),
+    "loss",
     latent_dim={"min": 1, "max": 4096},
     mapping_layers={"min": 1, "max": 16},
     mapping_lr_mul={"min_open": True, "max": 1.0},

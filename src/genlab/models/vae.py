@@ -36,13 +36,12 @@ from genlab.family import (
     CONDITIONAL,
     Configured,
     Family,
-    image_fields,
+    image_config,
+    image_options,
     num_classes,
-    pick,
     refuse_binarized_colour,
 )
 from genlab.models.autoencoder import ConvDecoder, ConvEncoder
-from genlab.options import field_options
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -397,7 +396,7 @@ def configure(options: dict, data) -> Configured:
     """A VAE for the training images' shape; --conditional takes the data's classes."""
     k = num_classes(data, "vae --conditional") if options.get("conditional") else 0
     refuse_binarized_colour(options, data)
-    return Configured(pick(VAEConfig, options, **image_fields(data), num_classes=k))
+    return Configured(image_config(VAEConfig, options, data, num_classes=k))
 
 
 FAMILY = Family(
@@ -407,9 +406,8 @@ FAMILY = Family(
     model=VAE,
     configure=configure,
     options=(
-        *field_options(
+        *image_options(
             VAEConfig,
-            exclude=("channels", "image_size", "num_classes"),
             latent_dim={"min": 1, "max": 4096},
             widths={"min": 1, "max": 1024},
             likelihood={"choices": ("bernoulli", "gaussian")},

@@ -186,12 +186,30 @@ def ship(
     }
     folder.mkdir(parents=True)
     weights = "ema.safetensors" if (run / "ema.safetensors").is_file() else "model.safetensors"
-    for file in ("config.json", "metrics.csv"):
-        if (run / file).is_file():
-            shutil.copyfile(run / file, folder / file)
+    if (run / "metrics.csv").is_file():
+        shutil.copyfile(run / "metrics.csv", folder / "metrics.csv")
+    write_json(folder / "config.json", advertised(config, record["eval"]["sampling"]))
     _ship_weights(run / weights, folder / weights, config)
     write_json(folder / PROVENANCE, record)
     return folder
+
+
+SAMPLING_FIELDS = {"sampler": ("sampler", str), "steps": ("steps", int), "eta": ("eta", float),
+                   "w": ("guidance", float)}  # fmt: skip
+"""An eval record's sampling entries (strings) -> the model config's sampling defaults."""
+
+
+def advertised(config: dict[str, Any], sampling: dict[str, str]) -> dict[str, Any]:
+    """A run's config with the sampling its shipped record was evaluated with made its model's
+    defaults, so that `genlab sample RUN` draws what `genlab pretrained list` advertises."""
+    model, options = dict(config["model"]), dict(config.get("options", {}))
+    for key, value in sampling.items():
+        if key in SAMPLING_FIELDS and SAMPLING_FIELDS[key][0] in model:
+            name, kind = SAMPLING_FIELDS[key]
+            model[name] = kind(value)
+            if name in options:
+                options[name] = kind(value)
+    return {**config, "model": model, **({"options": options} if options else {})}
 
 
 def _ship_weights(source: Path, target: Path, config: dict[str, Any]) -> None:
