@@ -1,0 +1,89 @@
+"""The agents' training step (training/dqn.py): a tiny run that beats a random policy, tabular
+Q-learning on CliffWalking, exact resume, and a non-finite TD loss."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import genlab
+from genlab.errors import GenlabError
+from genlab.models.dqn import QNetwork
+from genlab.rl.agent import evaluate_agent
+from genlab.rl.env import EnvSpec, describe
+from genlab.rl.episodes import Protocol, greedy_returns
+from genlab.runs import load_weights
+
+FAST = {"width": 32, "learning_starts": 100, "eval_every": 0, "batch_size": 32}
+
+
+def random_return(info, episodes=50) -> float:
+    g = torch.Generator().manual_seed(0)
+    policy = lambda o: torch.randint(info.n_actions, (len(o),), generator=g)  # noqa: E731
+    return float(greedy_returns(policy, info, Protocol(episodes)).mean())
+
+
+def test_a_tiny_dqn_beats_a_random_policy_on_cartpole(tmp_path):
+    run = genlab.create("dqn", tmp_path / "d", max_steps=4_000, eps_steps=2_000, train_every=1,
+                        **FAST)  # fmt: skip
+    genlab.train(run, progress=False)
+    record, _ = evaluate_agent(run, episodes=20)
+    baseline = random_return(describe(EnvSpec("CartPole-v1")))
+    assert baseline < 30 and record["mean"] > 3 * baseline, (record["mean"], baseline)
+
+
+def test_qtable_learns_cliffwalking(tmp_path):
+    run = genlab.create("qtable", tmp_path / "q", env="CliffWalking-v1", max_steps=20_000,
+                        eps_steps=10_000, eval_every=0, alpha=0.5)  # fmt: skip
+    genlab.train(run, progress=False)
+    record, _ = evaluate_agent(run, episodes=5)
+    assert record["mean"] == -13.0  # the shortest path along the cliff
+
+
+@pytest.mark.parametrize("family,options", [
+    ("dqn", {**FAST, "eval_every": 300, "eval_episodes": 2, "n_step": 3, "prioritized": True}),
+    ("dqn", {**FAST, "env": "FrozenLake-v1", "dueling": True, "n_step": 1}),
+    ("dqn", {**FAST, "env": "MinAtar/Breakout-v1", "width": 16, "depth": 1, "channels": 4}),
+    ("qtable", {"env": "FrozenLake-v1", "eval_every": 300, "eval_episodes": 3}),
+])  # fmt: skip
+@pytest.mark.kernels
+def test_resume_equals_the_uninterrupted_run(family, options, tmp_path):
+    whole = genlab.create(family, tmp_path / "whole", max_steps=900, checkpoint_every=10**6,
+                          **options)  # fmt: skip
+    genlab.train(whole, progress=False)
+    split = genlab.create(family, tmp_path / "split", max_steps=900, checkpoint_every=10**6,
+                          **options)  # fmt: skip
+    assert genlab.train(split, stop_at=433, progress=False).stopped_by == "stop_at"
+    assert genlab.train(split, progress=False).step == 900
+    for name in ("model.safetensors", "state/optimizer.safetensors"):
+        a, b = load_weights(whole / name), load_weights(split / name)
+        assert a.keys() == b.keys(), name
+        for key in a:
+            assert torch.equal(a[key], b[key]), (name, key)
+    ta, tb = (json.loads((r / "state/trainer.json").read_text()) for r in (whole, split))
+    assert ta["episode"] == tb["episode"] and ta.get("buffer") == tb.get("buffer")
+    rows = [(r / "metrics.csv").read_text().splitlines() for r in (whole, split)]
+    columns = rows[0][0].split(",")
+    keep = [i for i, c in enumerate(columns) if c not in ("steps_per_s", "elapsed_s", "eval_s")]
+    strip = lambda lines: [[line.split(",")[i] for i in keep] for line in lines]  # noqa: E731
+    assert strip(rows[0]) == strip(rows[1])
+
+
+def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch):
+    run = genlab.create("dqn", tmp_path / "d", max_steps=600, checkpoint_every=200, **FAST)
+    real = QNetwork.td_loss
+    calls = {"n": 0}
+
+    def poisoned(self, sample, target):
+        calls["n"] += 1
+        loss, td, logs = real(self, sample, target)
+        return (loss * float("nan") if calls["n"] > 120 else loss), td, logs
+
+    monkeypatch.setattr(QNetwork, "td_loss", poisoned)
+    with pytest.raises(GenlabError, match="the TD loss became nan.*last good checkpoint"):
+        genlab.train(run, progress=False)
+    assert (
+        json.loads((run / "state/trainer.json").read_text())["step"] == 200
+    )  # update 121 is at step 339
