@@ -1,6 +1,8 @@
 """The structure the code keeps (ARCHITECTURE.md): no import circles, data flowing one way
-(models never import training, evaluation, the registry or the CLI; nothing imports the CLI),
-a thin CLI, and no family names switched on outside the families' own modules."""
+(models never import training, evaluation, the registry or the CLI; nothing imports the CLI;
+rl/ below the models), a thin CLI, no family names switched on outside the families' own
+modules, names resolved by reference (no "module:Name" strings, no importlib but the lazy
+`genlab` package), config.json read by `Run` alone, and functions short enough to read."""
 
 from __future__ import annotations
 
@@ -99,6 +101,9 @@ def test_data_flows_one_way():
             assert not bad, f"{name} imports {bad}"
         if not name.startswith("genlab.cli") and name != "genlab.__main__":
             assert not [t for t in targets if t.startswith("genlab.cli")], name
+        if name.startswith("genlab.rl"):  # environments and replay, below the models
+            bad = [t for t in targets if t.startswith((*forbidden, "genlab.models"))]
+            assert not bad, f"{name} imports {bad}"
 
 
 def test_cli_modules_are_thin():
@@ -123,3 +128,66 @@ def test_no_family_names_are_switched_on_outside_their_modules():
             if switch.search(line) and "family" in line:
                 offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+LONGEST = 120
+"""Lines of a function's body (its signature, the argument table, aside)."""
+
+
+def long_functions(tree: ast.AST, where: str) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.end_lineno - node.body[0].lineno + 1
+            if body > LONGEST:
+                found.append(f"{where}:{node.lineno} {node.name}: {body} lines")
+    return found
+
+
+def test_no_function_is_longer_than_a_reader_can_hold():
+    offenders = []
+    for name, path in modules().items():
+        offenders += long_functions(ast.parse(path.read_text()), name)
+    assert offenders == []
+    body = "\n".join(["def f(\n    a,\n    b,\n):"] + ["    x = 1"] * (LONGEST + 1))
+    assert long_functions(ast.parse(body), "t") == ["t:1 f: 121 lines"]  # it can fail
+
+
+MODULE_NAME = re.compile(r"""["']genlab(\.\w+)+:\w+["']""")
+
+
+def test_names_are_resolved_by_reference_not_by_strings():
+    """No "genlab.x:Y" strings and no importlib outside the lazy `genlab` package itself."""
+    offenders = []
+    for name, path in modules().items():
+        if name == "genlab":  # `genlab.train` etc. import their modules on first use
+            continue
+        text = path.read_text()
+        offenders += [f"{name}: {m.group(0)}" for m in MODULE_NAME.finditer(text)]
+        if "importlib" in text or "__import__" in text:
+            offenders.append(f"{name}: importlib")
+    assert offenders == []
+    assert MODULE_NAME.search('step="genlab.training.gan:GANStep"')
+
+
+def test_config_json_is_read_by_run_alone():
+    """`Run.open` reads and checks config.json; everything else is given the opened Run."""
+    offenders = []
+    for name, path in modules().items():
+        text = path.read_text()
+        if "read_config" in text:
+            offenders.append(f"{name}: read_config")
+        if name != "genlab.runs" and re.search(r"(CONFIG|config\.json[\"'])\)?\.read_text", text):
+            offenders.append(f"{name}: reads config.json")
+    assert offenders == []
+
+
+def test_every_family_has_one_training_step_and_curves_are_of_families():
+    from genlab.families import FAMILIES
+    from genlab.pictures.curves import CURVES
+    from genlab.training.registry import STEPS
+    from genlab.training.step import Step
+
+    assert set(STEPS) == set(FAMILIES)
+    assert all(issubclass(step, Step) for step in STEPS.values())
+    assert set(CURVES) <= set(FAMILIES)

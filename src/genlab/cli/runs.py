@@ -63,7 +63,7 @@ def sample(run: Path, out: str, n: int, seed: int, class_name, **options) -> Non
 @out("loss.png")
 def plot(run: Path, out: Path) -> None:
     """Training curves of a run from its metrics.csv (a GAN's with a reading guide)."""
-    from genlab.pictures import plot as draw
+    from genlab.pictures.curves import plot as draw
 
     echo(f"wrote {draw(run, out, command_meta())}")
 

@@ -77,13 +77,3 @@ def frames_gif(
 
     gif = [make_grid(f) for f in frames] + [make_grid(frames[-1])] * hold
     return save_gif(path, gif, duration_ms=duration_ms)
-
-
-def plot(
-    run: str | os.PathLike, out: str | os.PathLike, metadata: dict[str, str] | None = None
-) -> Path:
-    """The training curves of a run from its metrics.csv, as its family draws them (a GAN's
-    with a guide to reading them); writes `out` (`genlab.pictures.curves`)."""
-    from genlab.pictures.curves import plot as plot_curves
-
-    return plot_curves(run, out, metadata)
