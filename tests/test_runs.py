@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.runs import config_from_dict, load_weights, read_config, save_weights
+from genlab.runs import Run, config_from_dict, load_weights, save_weights
 
 
 @dataclass(frozen=True)
@@ -44,17 +44,20 @@ def test_corrupt_and_missing_weights(tmp_path):
         load_weights(tmp_path / "none.safetensors")
 
 
-def test_read_config_errors(tmp_path):
+def test_opening_a_run_gives_one_line_errors(tmp_path):
     with pytest.raises(GenlabError, match="no such run directory"):
-        read_config(tmp_path / "nope")
+        Run.open(tmp_path / "nope")
     with pytest.raises(GenlabError, match="config.json: missing"):
-        read_config(tmp_path)
+        Run.open(tmp_path)
     (tmp_path / "config.json").write_text("{not json")
     with pytest.raises(GenlabError, match="not valid JSON"):
-        read_config(tmp_path)
+        Run.open(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"family": "vae"}))
     with pytest.raises(GenlabError, match="no 'model' entry"):
-        read_config(tmp_path)
+        Run.open(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"family": "nope", "model": {}}))
+    with pytest.raises(GenlabError, match="unknown model family 'nope'"):
+        Run.open(tmp_path)
 
 
 def test_load_model_rejects_unknown_family_and_mismatched_weights(tmp_path):
@@ -69,3 +72,21 @@ def test_load_model_rejects_unknown_family_and_mismatched_weights(tmp_path):
     save_weights(tmp_path / "model.safetensors", {"x": torch.zeros(1)})
     with pytest.raises(GenlabError, match="weights do not match config.json"):
         genlab.load(tmp_path)
+
+
+def test_a_run_is_opened_once_and_answers_for_its_directory(fmnist_dir, tmp_path):
+    import os
+
+    import genlab
+
+    path = genlab.create("ae", tmp_path / "ae", data_dir=fmnist_dir, latent_dim=2, widths=(4, 8),
+                         max_steps=2, batch_size=16)  # fmt: skip
+    genlab.train(path, progress=False)
+    run = Run.open(path)
+    assert (run.path, run.name, str(run), os.fspath(run)) == (path, "ae", str(path), str(path))
+    assert Run.of(run) is run and run.family.name == "ae" and run.trained_step == 2
+    assert run.train_config.max_steps == 2 and run.model_config.latent_dim == 2
+    assert run.checkpoint == path / "state" and run.class_names[0] == "T-shirt/top"
+    assert len(run.data("test")) == 200 and run.specs()["data"].name == "fashion-mnist"
+    x = torch.rand(2, 1, 28, 28)
+    torch.testing.assert_close(run.model().encode(x), genlab.load(path).encode(x))

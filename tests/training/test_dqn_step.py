@@ -10,8 +10,8 @@ import torch
 
 import genlab
 from genlab.errors import GenlabError
+from genlab.evaluation.agent import evaluate_agent
 from genlab.models.dqn import QNetwork
-from genlab.rl.agent import evaluate_agent
 from genlab.rl.env import EnvSpec, describe
 from genlab.rl.episodes import Protocol, greedy_returns
 from genlab.runs import load_weights
