@@ -72,6 +72,8 @@ class Family:
         agent: acts in an environment (`genlab eval` scores greedy episodes; `genlab play` and
             `genlab q-values` apply). Its model has `act(obs) -> actions`.
         spec_type: the dataclass of config.json's "data" (None: `genlab.data.DataSpec`).
+        upgrade: config.json of an older layout -> today's (`Run.open` applies it), so that
+            runs made before a config was reorganised still load, train and sample.
     """
 
     name: str
@@ -87,6 +89,7 @@ class Family:
     data_options: bool = True
     agent: bool = False
     spec_type: type | None = None
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def read_data(self, specs: dict[str, Any], split: str = "train") -> Any:
         """One split of the family's data from its specs: an ImageData, or its own (Domains)."""

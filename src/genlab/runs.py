@@ -135,7 +135,10 @@ class Run:
         for key in ("family", "model"):
             if key not in config:
                 raise GenlabError(f"{source}: has no {key!r} entry; the run directory is damaged")
-        return cls(path, config, get_family(config["family"], str(source)))
+        family = get_family(config["family"], str(source))
+        if family.upgrade is not None:
+            config = family.upgrade(config)
+        return cls(path, config, family)
 
     @classmethod
     def of(cls, run: str | os.PathLike | Run) -> Run:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from genlab.models.dqn import (
+    AgentConfig,
     DQNConfig,
     QNetwork,
     bellman_target,
@@ -57,7 +58,7 @@ def test_dueling_aggregation():
 
 
 def test_epsilon_decays_linearly_then_stays():
-    c = DQNConfig(eps_start=1.0, eps_end=0.1, eps_steps=100)
+    c = AgentConfig(eps_start=1.0, eps_end=0.1, eps_steps=100)
     assert [epsilon_at(s, c) for s in (0, 50, 100, 10_000)] == pytest.approx([1, 0.55, 0.1, 0.1])
 
 

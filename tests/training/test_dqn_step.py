@@ -4,6 +4,7 @@ Q-learning on CliffWalking, exact resume, and a non-finite TD loss."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from genlab.evaluation.agent import evaluate_agent
 from genlab.models.dqn import QNetwork
 from genlab.rl.env import EnvSpec, describe
 from genlab.rl.episodes import Protocol, greedy_returns
-from genlab.runs import load_weights
+from genlab.runs import Run, load_weights
 
 FAST = {"width": 32, "learning_starts": 100, "eval_every": 0, "batch_size": 32}
 
@@ -76,9 +77,9 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeyp
     real = QNetwork.td_loss
     calls = {"n": 0}
 
-    def poisoned(self, sample, target):
+    def poisoned(self, sample, target, double):
         calls["n"] += 1
-        loss, td, logs = real(self, sample, target)
+        loss, td, logs = real(self, sample, target, double)
         return (loss * float("nan") if calls["n"] > 120 else loss), td, logs
 
     monkeypatch.setattr(QNetwork, "td_loss", poisoned)
@@ -87,3 +88,22 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeyp
     assert (
         json.loads((run / "state/trainer.json").read_text())["step"] == 200
     )  # update 121 is at step 339
+
+
+def test_a_run_with_the_agent_settings_in_its_model_config_still_trains(tmp_path):
+    """Runs made before the agent's settings moved to config.json's "agent" (all of them in
+    "model") load as today's and resume bit for bit."""
+    options = {**FAST, "eval_every": 100, "eval_episodes": 2}
+    now = genlab.create("dqn", tmp_path / "now", max_steps=300, checkpoint_every=150, **options)
+    genlab.train(now, stop_at=150, progress=False)
+    before = tmp_path / "before"
+    shutil.copytree(now, before)
+    config = json.loads((before / "config.json").read_text())
+    config["model"].update(config.pop("agent"))  # the layout of genlab before the split
+    (before / "config.json").write_text(json.dumps(config))
+    a, b = Run.open(now), Run.open(before)
+    assert (a.model_config, a.config["agent"]) == (b.model_config, b.config["agent"])
+    for run in (now, before):
+        genlab.train(run, progress=False)
+    assert torch.equal(load_weights(now / "model.safetensors")["head.weight"],
+                       load_weights(before / "model.safetensors")["head.weight"])  # fmt: skip

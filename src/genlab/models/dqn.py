@@ -14,15 +14,16 @@ gradient clipping. The improvements that matter for sample efficiency are option
 - n-step returns (`genlab.rl.replay.NStep`);
 - prioritized replay (Schaul et al. 2016, `genlab.rl.replay.ReplayBuffer`).
 
-The network (`QNetwork`) reads a vector (an MLP), a discrete state (one-hot, then the MLP) or an
-image (H, W, C) of a MinAtar game (a 3x3 convolution, then the MLP, as in Young & Tian 2019).
-The learning rule is the pure functions below; the interaction loop is
-`genlab.training.dqn.DQNStep`.
+The network (`QNetwork`, configured by `DQNConfig`) reads a vector (an MLP), a discrete state
+(one-hot, then the MLP) or an image (H, W, C) of a MinAtar game (a 3x3 convolution, then the MLP,
+as in Young & Tian 2019). How the agent learns with it (targets, replay, exploration, evaluation)
+is `AgentConfig`, stored apart in config.json ("agent"). The learning rule is the pure functions
+below; the interaction loop is `genlab.training.dqn.DQNStep`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from genlab.rl.env import EnvSpec
 
 @dataclass(frozen=True)
 class DQNConfig:
-    """A Q-network and how it learns (stored in config.json)."""
+    """The Q-network (config.json's "model")."""
 
     observation_shape: tuple[int, ...] = (4,)
     """Shape of one observation: (d,) a vector, (H, W, C) an image, () a discrete state."""
@@ -54,6 +55,16 @@ class DQNConfig:
     """LayerNorm after each hidden linear layer (steadier targets, as in Ball et al. 2023)."""
     dueling: bool = False
     """Dueling heads: Q(s, a) = V(s) + A(s, a) - mean_a A(s, a) (Wang et al. 2016)."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "observation_shape", tuple(self.observation_shape))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """How the agent learns with its Q-network: targets, replay, exploration and evaluation
+    (config.json's "agent")."""
+
     double: bool = True
     """Double DQN: the online network picks argmax_a' Q(s', a'), the target network values it."""
     n_step: int = 3
@@ -88,7 +99,6 @@ class DQNConfig:
     """Episodes of each evaluation during training."""
 
     def __post_init__(self):
-        object.__setattr__(self, "observation_shape", tuple(self.observation_shape))
         if not 0 < self.tau <= 1:
             raise GenlabError(f"--tau {self.tau}: must be in (0, 1]")
         if self.eps_end > self.eps_start:
@@ -101,7 +111,7 @@ class DQNConfig:
 # ------------------------------------------------------------------------------ the learning rule
 
 
-def epsilon_at(step: int, config: DQNConfig) -> float:
+def epsilon_at(step: int, config: AgentConfig) -> float:
     """Epsilon of the policy at environment step `step`: linear from eps_start to eps_end over
     eps_steps, then flat (pure)."""
     if config.eps_steps <= 0:
@@ -192,19 +202,19 @@ class QNetwork(nn.Module):
         """Greedy actions argmax_a Q(s, a) of a batch of observations: (B,) int64."""
         return self(obs).argmax(dim=-1)
 
-    def td_loss(self, sample, target: nn.Module) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """The Huber loss of Q(s, a) against the Bellman target, weighted by the sample's
-        importance weights; returns (loss, TD errors (B,), logs)."""
+    def td_loss(
+        self, sample, target: nn.Module, double: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """The Huber loss of Q(s, a) against the Bellman target (Double DQN's where `double`),
+        weighted by the sample's importance weights; returns (loss, TD errors (B,), logs)."""
         n = sample.obs.shape[0]
-        both = torch.cat([sample.obs, sample.next_obs]) if self.config.double else sample.obs
+        both = torch.cat([sample.obs, sample.next_obs]) if double else sample.obs
         q_all = self(both)
         q = q_all[:n].gather(-1, sample.action[:, None]).squeeze(-1)
         with torch.no_grad():
             q_next_target = target(sample.next_obs).float()
-            q_next_online = q_all[n:].detach().float() if self.config.double else q_next_target
-            y = bellman_target(
-                sample.reward, sample.discount, q_next_online, q_next_target, self.config.double
-            )
+            q_next_online = q_all[n:].detach().float() if double else q_next_target
+            y = bellman_target(sample.reward, sample.discount, q_next_online, q_next_target, double)
         td = y - q.float()
         loss = (sample.weights * F.huber_loss(q.float(), y, reduction="none")).mean()
         return loss, td.detach(), {"q": q.detach().float().mean()}
@@ -226,16 +236,22 @@ def read_env(specs: dict, split: str):
 
 
 def configure(options: dict, info) -> Configured:
-    """A Q-network for the environment's observations and actions."""
-    return Configured(
-        pick(
-            DQNConfig,
-            options,
-            observation_shape=info.observation_shape,
-            n_states=info.n_states,
-            n_actions=info.n_actions,
-        )
-    )
+    """A Q-network for the environment's observations and actions, and how the agent learns."""
+    spaces = {"observation_shape": info.observation_shape, "n_states": info.n_states,
+              "n_actions": info.n_actions}  # fmt: skip
+    agent = pick(AgentConfig, options)
+    return Configured(pick(DQNConfig, options, **spaces), extra={"agent": asdict(agent)})
+
+
+def upgrade(config: dict) -> dict:
+    """A config.json of a run made before the agent's settings had their own entry (all of
+    them in "model"), with them moved to "agent"."""
+    if "agent" in config or not isinstance(config.get("model"), dict):
+        return config
+    own = {f.name for f in fields(AgentConfig)}
+    model = {k: v for k, v in config["model"].items() if k not in own}
+    agent = {k: v for k, v in config["model"].items() if k in own}
+    return {**config, "model": model, "agent": agent}
 
 
 ENV = Option("env", "str", "CartPole-v1", "Gymnasium environment id (discrete actions).")
@@ -281,6 +297,9 @@ FAMILY = Family(
             width={"min": 1, "max": 65_536},
             depth={"min": 1, "max": 64},
             channels={"min": 1, "max": 1024},
+        ),
+        *field_options(
+            AgentConfig,
             n_step={"min": 1, "max": 1000},
             gamma={"max": 1.0},
             buffer_size={"min": 1, "max": 10**8},
@@ -305,5 +324,6 @@ FAMILY = Family(
         "checkpoint_every": 10_000,
     },
     train_ignores=RL_TRAIN_IGNORES,
+    upgrade=upgrade,
     **AGENT,
 )

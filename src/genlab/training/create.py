@@ -270,7 +270,7 @@ def run_options(config: dict[str, Any], source: str) -> dict[str, Any]:
     if isinstance(config.get("options"), dict):
         return dict(config["options"])
     known = options_of(get_family(config["family"], source))
-    found = {**config.get("train", {}), **config.get("model", {})}
+    found = {**config.get("train", {}), **config.get("model", {}), **config.get("agent", {})}
     options = {k: v for k, v in found.items() if k in known and v is not None}
     data = config.get("data", {})
     if data.get("name") == "folder":

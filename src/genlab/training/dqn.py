@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from genlab.errors import GenlabError
-from genlab.models.dqn import epsilon_at, polyak_
+from genlab.io import config_from_dict
+from genlab.models.dqn import AgentConfig, epsilon_at, polyak_
 from genlab.models.qtable import q_learning_update
 from genlab.rl.env import EnvInfo, episode_seed, make_env, observation_array
 from genlab.rl.episodes import Protocol, greedy_returns
@@ -45,7 +46,7 @@ class AgentStep(Step[EnvInfo]):
                 "the RL families train in one process (one agent, one environment); run "
                 "`genlab train` without accelerate launch or torchrun"
             )
-        self.info, self.cfg = data, model.config
+        self.info, self.cfg = data, self.settings()
         self.env = make_env(self.info.spec.env)
         self.generator = torch.Generator().manual_seed(engine.config.seed)
         self.episode, self.actions, self.episode_return = 0, [], 0.0
@@ -53,6 +54,11 @@ class AgentStep(Step[EnvInfo]):
         self.last_eval: tuple[float, float] | None = None
         self.eval_seconds = 0.0  # wall time spent in evaluations, summed over resumes
         self.obs = self._reset()
+
+    def settings(self):
+        """How the agent learns: exploration (eps_*), evaluation (eval_*), and the family's own
+        (a DQN's `AgentConfig`; a Q-table keeps them in its model config)."""
+        return self.model.config
 
     # ---------------------------------------------------------------- the environment
 
@@ -212,6 +218,11 @@ class DQNStep(AgentStep):
     """DQN: the transition into the replay buffer (through n-step returns), then every
     `train_every` steps one Adam update on a sampled batch and a target-network update."""
 
+    def settings(self) -> AgentConfig:
+        """The run's `AgentConfig` (config.json's "agent")."""
+        run = self.engine.run
+        return config_from_dict(AgentConfig, run.config.get("agent", {}), run.source)
+
     def __init__(self, engine: Engine, model: nn.Module, data: EnvInfo):
         super().__init__(engine, model, data)
         c, info = self.cfg, self.info
@@ -243,7 +254,7 @@ class DQNStep(AgentStep):
         sample = self.buffer.sample(tcfg.batch_size, self.generator, beta)
         sample = type(sample)(*(t.to(engine.device) for t in sample))
         with engine.accelerator.autocast():
-            loss, td, logs = self.model.td_loss(sample, self.target)
+            loss, td, logs = self.model.td_loss(sample, self.target, c.double)
         engine.guard(loss, "the TD loss", self.lower)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
