@@ -196,6 +196,18 @@ class Run:
         specs.setdefault("data", spec_type())
         return specs
 
+    def image_spec(self):
+        """The `DataSpec` of the run's images ("data"), or a one-line error for a run whose data
+        is not images (an agent's environment)."""
+        from genlab.data import DataSpec
+
+        spec = self.specs()["data"]
+        if not isinstance(spec, DataSpec):
+            raise GenlabError(
+                f"{self}: a {self.name} run has no images (it acts in {getattr(spec, 'env', spec)})"
+            )
+        return spec
+
     def data(self, split: str = "train") -> Any:
         """One split of the run's data, as its family reads it (an ImageData, a CycleGAN's
         Domains, an agent's environment description)."""

@@ -51,7 +51,7 @@ def run_data(run: str | os.PathLike | Run, split: str = "test") -> ImageData:
 
     if split not in ("train", "test"):
         raise GenlabError(f"--split {split}: use train or test")
-    return load_data(Run.of(run).specs()["data"], split)
+    return load_data(Run.of(run).image_spec(), split)
 
 
 def test_data(run: str | os.PathLike | Run) -> ImageData:

@@ -556,7 +556,7 @@ def evaluate_run(
     from genlab.runs import Run, write_json
 
     run = Run.of(run)
-    spec = run.specs()["data"]
+    spec = run.image_spec()
     model = model if model is not None else run.model()
     key = tuple(
         json.dumps(v, sort_keys=True, default=str)
