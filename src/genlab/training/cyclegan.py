@@ -35,7 +35,7 @@ both domains read per second), elapsed_s.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,10 +45,15 @@ from genlab.data.domains import Domains, load_domains
 from genlab.errors import GenlabError
 from genlab.models.cyclegan import CycleGAN, ImagePool
 from genlab.training.distributed import global_rows, sync_grad_norm
-from genlab.training.step import Step, StepState, as_float32, make_ema, prefixed, with_prefix
-
-if TYPE_CHECKING:
-    from genlab.training.engine import Engine
+from genlab.training.step import (
+    Engine,
+    Step,
+    StepState,
+    as_float32,
+    make_ema,
+    prefixed,
+    with_prefix,
+)
 
 B_SEED_OFFSET = 1  # domain B's data order uses seed + 1: otherwise equal sizes pair A_i with B_i
 GRID_N = 8  # fixed images of each domain in the sample grids

@@ -14,7 +14,7 @@ import copy
 import math
 import time
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,10 +28,7 @@ from genlab.rl.env import EnvInfo, episode_seed, make_env, observation_array
 from genlab.rl.episodes import Protocol, greedy_returns
 from genlab.rl.replay import NStep, ReplayBuffer
 from genlab.training.config import lr_at
-from genlab.training.step import ENVIRONMENT_STEPS, Step, StepState, prefixed, with_prefix
-
-if TYPE_CHECKING:
-    from genlab.training.engine import Engine
+from genlab.training.step import ENVIRONMENT_STEPS, Engine, Step, StepState, prefixed, with_prefix
 
 
 class AgentStep(Step[EnvInfo]):

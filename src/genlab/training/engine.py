@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from genlab.data import Batch, ImageData, Shard, require_batches
+from genlab.data import require_batches
 from genlab.errors import GenlabError
 from genlab.runs import CONFIG, WEIGHTS, Run, load_state, write_json
 from genlab.runtime import StopFlag, bf16_native
@@ -44,7 +44,6 @@ from genlab.training.config import (
     PRECISIONS,
     TrainConfig,
     TrainResult,
-    batch_index,
     progress_of,
 )
 from genlab.training.create import TRAIN_OPTIONS
@@ -52,7 +51,7 @@ from genlab.training.distributed import as_one_process, on_main_process
 from genlab.training.lock import lock_run, unlock_run
 from genlab.training.metrics import METRICS, MetricsWriter, kept_metrics, truncate_metrics
 from genlab.training.registry import step_of
-from genlab.training.step import Step, StepState
+from genlab.training.step import Engine, Step, StepState, compute_dtype
 
 # ------------------------------------------------------------------------------ precision
 
@@ -67,13 +66,6 @@ def resolve_precision(precision: str, device_type: str) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "no"
         return "bf16" if device_type == "cpu" and bf16_native() else "no"
     return "bf16" if precision == "bf16" else "no"
-
-
-def compute_dtype(precision: str) -> torch.dtype:
-    """The dtype of the weights and of every tensor a step makes: float64 for "fp64" (checking
-    numerics: reordered sums then differ by about 1e-16 relative, not 1e-7), else float32
-    (bf16 is autocast's, inside the step)."""
-    return torch.float64 if precision == "fp64" else torch.float32
 
 
 @contextlib.contextmanager
@@ -112,68 +104,6 @@ def progress_bar(total: int | None, initial: int, desc: str):
 
 
 # ------------------------------------------------------------------------------ the engine
-
-
-class Engine:
-    """One training run in progress: what a step works with besides its model and data.
-
-    Attributes:
-        run (the opened run directory), run_dir (its path), config (TrainConfig).
-        accelerator, device, memory_format, dtype (of weights and batches);
-        shard: this process's rows of every global batch.
-        step: steps done; last_saved: the step of the last checkpoint.
-    """
-
-    def __init__(self, run: Run, config: TrainConfig, accelerator):
-        self.run, self.run_dir, self.config = run, run.path, config
-        self.accelerator, self.device = accelerator, accelerator.device
-        self.memory_format = (
-            torch.channels_last if config.channels_last else torch.contiguous_format
-        )
-        self.dtype = compute_dtype(config.precision)
-        self.shard = Shard(accelerator.process_index, accelerator.num_processes)
-        self.main = accelerator.is_main_process
-        self.step, self.last_saved = 0, 0
-        self._on_device: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def batch(self, data: ImageData, i: int, seed: int | None = None) -> Batch:
-        """This process's rows of the i-th global batch of `data` (order: `seed`, default the
-        run's): x (B, C, H, W) in [0, 1] on the device, y (B,) labels, and the shard."""
-        if id(data) not in self._on_device:  # the whole set on the GPU once; CPU: as it is
-            on_gpu = self.device.type == "cuda"
-            self._on_device[id(data)] = (
-                data.images.to(self.device) if on_gpu else data.images,
-                data.labels.to(self.device) if on_gpu else data.labels,
-            )
-        images, labels = self._on_device[id(data)]
-        seed = self.config.seed if seed is None else seed
-        index = batch_index(i, len(data), self.config.batch_size, seed)
-        index = index[self.shard.rank :: self.shard.world]
-        x = images[index].to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
-        y = labels[index].to(self.device, non_blocking=True)
-        return Batch(x.contiguous(memory_format=self.memory_format), y, self.shard)
-
-    def guard(self, loss: torch.Tensor, what: str, lower: str) -> None:
-        """Stop before the update when `loss` is not finite, keeping the last good checkpoint.
-        Under several processes all stop when any one's loss is not finite (none waits)."""
-        finite = torch.isfinite(loss.detach()).all()
-        if self.shard.world > 1:
-            import torch.distributed as dist
-
-            flag = finite.float().reshape(1)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = flag[0] > 0
-        if finite.item():
-            return
-        where = (
-            f"the last good checkpoint (step {self.last_saved}) is kept"
-            if checkpoint_dir(self.run_dir) is not None
-            else "no checkpoint had been written yet"
-        )
-        raise GenlabError(
-            f"{what} became {loss.item()} at step {self.step + 1}; training stopped and {where} "
-            f"in {self.run_dir}; lower {lower} and resume or retrain"
-        )
 
 
 def _global(sums: dict[str, torch.Tensor], engine: Engine) -> dict[str, torch.Tensor]:

@@ -6,8 +6,10 @@ with `load_state_dict`; the engine saves what `state_dict` returns. Every call d
 and returns the tensors to log. What a step counts (`units`: images, environment steps) names
 the rate in the progress bar, metrics.csv and the summary line.
 
-The engine (`genlab.training.engine`) owns everything else: devices, budgets, logging windows,
-checkpoints, the RNG. `genlab.training.registry.STEPS` says which step trains which family.
+`Engine` is what a step works with besides its model and data: the run, its TrainConfig, the
+device, batches and the non-finite guard. The loop (`genlab.training.engine`) owns everything
+else: budgets, logging windows, checkpoints, the RNG. `genlab.training.registry.STEPS` says
+which step trains which family.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 import torch
 from torch import nn
 
-from genlab.data import data_size
+from genlab.data import Batch, ImageData, Shard, data_size
 from genlab.errors import GenlabError
+from genlab.runs import checkpoint_dir
+from genlab.training.config import batch_index
 
 if TYPE_CHECKING:
-    from genlab.training.engine import Engine
+    from genlab.runs import Run
+    from genlab.training.config import TrainConfig
 
 SAMPLE_SEED_OFFSET = 12345  # sample grids use seed + this, so they are comparable over training
 
@@ -77,6 +82,78 @@ def prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torc
 def with_prefix(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     """`tensors` with `prefix` put before every key: the inverse of `prefixed`."""
     return {f"{prefix}{k}": v for k, v in tensors.items()}
+
+
+# ------------------------------------------------------------------------------ the engine
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype of the weights and of every tensor a step makes: float64 for "fp64" (checking
+    numerics: reordered sums then differ by about 1e-16 relative, not 1e-7), else float32
+    (bf16 is autocast's, inside the step)."""
+    return torch.float64 if precision == "fp64" else torch.float32
+
+
+class Engine:
+    """One training run in progress: what a step works with besides its model and data.
+
+    Attributes:
+        run (the opened run directory), run_dir (its path), config (TrainConfig).
+        accelerator, device, memory_format, dtype (of weights and batches);
+        shard: this process's rows of every global batch.
+        step: steps done; last_saved: the step of the last checkpoint.
+    """
+
+    def __init__(self, run: Run, config: TrainConfig, accelerator):
+        self.run, self.run_dir, self.config = run, run.path, config
+        self.accelerator, self.device = accelerator, accelerator.device
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
+        self.dtype = compute_dtype(config.precision)
+        self.shard = Shard(accelerator.process_index, accelerator.num_processes)
+        self.main = accelerator.is_main_process
+        self.step, self.last_saved = 0, 0
+        self._on_device: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def batch(self, data: ImageData, i: int, seed: int | None = None) -> Batch:
+        """This process's rows of the i-th global batch of `data` (order: `seed`, default the
+        run's): x (B, C, H, W) in [0, 1] on the device, y (B,) labels, and the shard."""
+        if id(data) not in self._on_device:  # the whole set on the GPU once; CPU: as it is
+            on_gpu = self.device.type == "cuda"
+            self._on_device[id(data)] = (
+                data.images.to(self.device) if on_gpu else data.images,
+                data.labels.to(self.device) if on_gpu else data.labels,
+            )
+        images, labels = self._on_device[id(data)]
+        seed = self.config.seed if seed is None else seed
+        index = batch_index(i, len(data), self.config.batch_size, seed)
+        index = index[self.shard.rank :: self.shard.world]
+        x = images[index].to(self.device, non_blocking=True).to(self.dtype).div_(255.0)
+        y = labels[index].to(self.device, non_blocking=True)
+        return Batch(x.contiguous(memory_format=self.memory_format), y, self.shard)
+
+    def guard(self, loss: torch.Tensor, what: str, lower: str) -> None:
+        """Stop before the update when `loss` is not finite, keeping the last good checkpoint.
+        Under several processes all stop when any one's loss is not finite (none waits)."""
+        finite = torch.isfinite(loss.detach()).all()
+        if self.shard.world > 1:
+            import torch.distributed as dist
+
+            flag = finite.float().reshape(1)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = flag[0] > 0
+        if finite.item():
+            return
+        where = (
+            f"the last good checkpoint (step {self.last_saved}) is kept"
+            if checkpoint_dir(self.run_dir) is not None
+            else "no checkpoint had been written yet"
+        )
+        raise GenlabError(
+            f"{what} became {loss.item()} at step {self.step + 1}; training stopped and {where} "
+            f"in {self.run_dir}; lower {lower} and resume or retrain"
+        )
 
 
 # ------------------------------------------------------------------------------ EMA

@@ -7,17 +7,12 @@ the gradients over processes while the backward pass runs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
 from genlab.data import Batch, ImageData, Shard
 from genlab.training.config import lr_at
-from genlab.training.step import Step, make_ema
-
-if TYPE_CHECKING:
-    from genlab.training.engine import Engine
+from genlab.training.step import Engine, Step, make_ema
 
 
 class _LossForward(nn.Module):
