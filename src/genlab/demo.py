@@ -124,7 +124,7 @@ def demo_run(
     run for `minutes` on Fashion-MNIST (or, for an agent, `steps` environment steps), or reuse
     the one already there."""
     from genlab.pretrained import PROVENANCE, shipped_names
-    from genlab.runs import checkpoint_dir, read_config, write_json
+    from genlab.runs import Run, checkpoint_dir, write_json
     from genlab.training import create, train
     from genlab.training.checkpoint import load_checkpoint
 
@@ -139,7 +139,7 @@ def demo_run(
         trainer = load_checkpoint(run).trainer
         return Trained(run, family, trainer["step"], trainer["elapsed_s"])
     if run.exists():
-        if not (run / "config.json").is_file() or not read_config(run).get("demo"):
+        if not (run / "config.json").is_file() or not Run.open(run).config.get("demo"):
             raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
         shutil.rmtree(run)
     if steps is not None:
@@ -149,7 +149,7 @@ def demo_run(
         say(f"training a {family} on Fashion-MNIST for {minutes:g} minutes into {run}")
         create(family, run, data_dir=config.data_dir, max_minutes=minutes, sample_every=10**9,
                **options)  # fmt: skip
-    write_json(run / "config.json", {**read_config(run), "demo": True})
+    write_json(run / "config.json", {**Run.open(run).config, "demo": True})
     result = train(run, progress=config.progress)
     say(f"trained {result.step} steps at {result.images_per_s:.0f} {result.rate_unit}/s")
     return Trained(run, family, result.step, result.elapsed_s)
@@ -158,12 +158,12 @@ def demo_run(
 def _shipped_run(run: Path, name: str, family: str, say) -> Trained:
     """The shipped run `name` in `run` (copied there unless an earlier demo did)."""
     from genlab.pretrained import PROVENANCE, find, get
-    from genlab.runs import read_config
+    from genlab.runs import Run
 
     source = find(name)
     if not (run / PROVENANCE).is_file():
         if run.exists():
-            if not (run / "config.json").is_file() or not read_config(run).get("demo"):
+            if not (run / "config.json").is_file() or not Run.open(run).config.get("demo"):
                 raise GenlabError(f"{run}: exists and is not a demo run; choose another --out")
             shutil.rmtree(run)  # a run an earlier `genlab demo --retrain` trained
         get(name, run)
@@ -191,8 +191,7 @@ def _evaluate(run: Path, config: DemoConfig, say, text: str) -> dict[str, Any]:
 
 
 def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
-    from genlab import pictures
-    from genlab.pictures import latent
+    from genlab.pictures import curves, latent
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "run"
@@ -223,7 +222,7 @@ def _vae(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
         ("walk.png", "Latent walks", "One row per latent dimension, varied around a test image.",
          f"genlab walk {r} --out walk.png", lambda p: latent.walk(run).save(p)),
         ("loss.png", "Training curves", "Loss, reconstruction and KL terms, learning rate.",
-         f"genlab plot {r} --out loss.png", lambda p: pictures.plot(run, p)),
+         f"genlab plot {r} --out loss.png", lambda p: curves.plot(run, p)),
     ]  # fmt: skip
     conditional = out / "cvae-run"
     if _available("cvae", config):
@@ -250,8 +249,7 @@ def _available(name: str, config: DemoConfig) -> bool:
 
 
 def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
-    from genlab import pictures
-    from genlab.pictures import gan, latent
+    from genlab.pictures import curves, gan, latent
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "gan-run"
@@ -270,7 +268,7 @@ def _gan(config: DemoConfig, say, section: Section, write: Callable[[], None]) -
          lambda p: latent.interpolate(run).save(p)),
         ("gan_curves.png", "GAN training dynamics",
          "Losses, D(x) and D(G(z)), gradient norms and the classes the samples cover.",
-         f"genlab plot {r} --out gan_curves.png", lambda p: pictures.plot(run, p)),
+         f"genlab plot {r} --out gan_curves.png", lambda p: curves.plot(run, p)),
         ("gan_gradients.png", "Why the non-saturating loss",
          "The generator's gradient against D(G(z)) for both losses, with this run's points.",
          f"genlab gan-gradients {r} --out gan_gradients.png",
@@ -400,8 +398,7 @@ def _diffusion(config: DemoConfig, say, section: Section, write: Callable[[], No
 
 
 def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
-    from genlab import pictures
-    from genlab.pictures import autoregressive
+    from genlab.pictures import autoregressive, curves
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "pixelcnn-run"
@@ -428,7 +425,7 @@ def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], Non
          "16 samples being written in raster order (grey: not yet written).",
          f"genlab pixel-order {r} --out pixelcnn_order.gif", order),
         ("pixelcnn_loss.png", "PixelCNN training curve", "Training loss in nats per pixel.",
-         f"genlab plot {r} --out pixelcnn_loss.png", lambda p: pictures.plot(run, p)),
+         f"genlab plot {r} --out pixelcnn_loss.png", lambda p: curves.plot(run, p)),
     ]  # fmt: skip
     _draw(out, section, figures, write)
     section.recorded = trained.provenance
@@ -436,9 +433,9 @@ def _pixelcnn(config: DemoConfig, say, section: Section, write: Callable[[], Non
 
 
 def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
-    from genlab import pictures
-    from genlab.pictures.agent import q_values
-    from genlab.rl.agent import describe_record, evaluate_agent, play
+    from genlab.evaluation.agent import describe_record, evaluate_agent
+    from genlab.pictures import curves
+    from genlab.pictures.agent import play, q_values
 
     out, run, table = config.out, config.out / "dqn-run", config.out / "qtable-run"
     agent = demo_run(run, "dqn", None, config, say, False, steps=config.rl_steps,
@@ -462,7 +459,7 @@ def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None])
         ("dqn_curves.png", "Learning curves",
          "Training return, greedy evaluation return (mean +- std), TD loss, mean Q and epsilon "
          "against environment steps.", "genlab plot dqn-run --out dqn_curves.png",
-         lambda p: pictures.plot(run, p)),
+         lambda p: curves.plot(run, p)),
         ("dqn_q_values.png", "What the network learned",
          "Q(s, a) over cart position and pole angle (velocities at 0): the value of the best "
          "action, and which action is greedy.",
@@ -478,8 +475,7 @@ def _agent(config: DemoConfig, say, section: Section, write: Callable[[], None])
 
 def _live(config: DemoConfig, say, section: Section, write: Callable[[], None]) -> None:
     """A DCGAN trained now, for a minute or two: the engine at work on this machine."""
-    from genlab import pictures
-    from genlab.pictures import gan
+    from genlab.pictures import curves, gan
     from genlab.sampling import sample, save_samples
 
     out, run = config.out, config.out / "live-run"
@@ -494,7 +490,7 @@ def _live(config: DemoConfig, say, section: Section, write: Callable[[], None]) 
         ("live_curves.png", "Its training dynamics",
          "Losses, D(x) and D(G(z)), gradient norms and the classes the samples cover, as logged "
          "while it trained.", f"genlab plot {r} --out live_curves.png",
-         lambda p: pictures.plot(run, p)),
+         lambda p: curves.plot(run, p)),
         ("live_gradients.png", "Why the non-saturating loss",
          "The generator's gradient against D(G(z)) for both losses, with this run's points.",
          f"genlab gan-gradients {r} --out live_gradients.png",
