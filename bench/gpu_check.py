@@ -93,7 +93,7 @@ def step_flops(run: Path, cpu: bool) -> tuple[float, int]:
     step(0, 0.0)  # warm-up: lazy initialisations are not the step's work
     with FlopCounterMode(display=False) as counter:
         step(1, 0.0)
-    return float(counter.get_total_flops()), step.images_per_step
+    return float(counter.get_total_flops()), step.units_per_step
 
 
 def check(family: str, options: dict, work: Path, args, peak: float | None) -> dict:
@@ -104,8 +104,8 @@ def check(family: str, options: dict, work: Path, args, peak: float | None) -> d
     first = genlab.train(run, stop_at=args.steps // 2, progress=False, cpu=cpu)
     second = genlab.train(run, progress=False, cpu=cpu)  # resumes from the first half
     assert (first.stopped_by, second.step) == ("stop_at", args.steps), (first, second)
-    flops, images_per_step = step_flops(run, cpu)
-    steps_per_s = second.images_per_s / images_per_step
+    flops, units_per_step = step_flops(run, cpu)
+    steps_per_s = second.images_per_s / units_per_step
     result = {
         "family": family,
         "steps": second.step,
