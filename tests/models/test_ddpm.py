@@ -194,11 +194,15 @@ def test_latent_model_errors(fmnist_dir, tmp_path, capsys, vae_run):
 
 def test_pictures_and_sampling_options(ldm_run, tmp_path, capsys):
     run = str(ldm_run)
-    assert (
-        main(["forward", run, "--out", str(tmp_path / "f.png"), "--n", "3", "--columns", "5"]) == 0
-    )
+    forward = ["forward", run, "--out", str(tmp_path / "f.png"), "--n", "3", "--columns", "5"]
+    assert main(forward) == 0
     with Image.open(tmp_path / "f.png") as im:  # 3 rows, 5 columns of 28 px tiles + borders
         assert im.size == (5 * 30 + 2, 3 * 30 + 2)
+        first = im.tobytes()
+    torch.manual_seed(123)  # the latent's q(z | x) noise comes from the seed, not the global RNG
+    assert main(forward) == 0
+    with Image.open(tmp_path / "f.png") as im:
+        assert im.tobytes() == first
     args = ["--out", str(tmp_path / "d.gif"), "--strip", str(tmp_path / "d.png")]
     assert main(["denoise", run, *args, "--n", "4", "--steps", "4", "--frames", "3"]) == 0
     with Image.open(tmp_path / "d.gif") as im:

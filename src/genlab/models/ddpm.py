@@ -225,15 +225,24 @@ class Diffusion(nn.Module):
 
     # ------------------------------------------------------------------------- spaces
 
-    def to_diffusion_space(self, x: torch.Tensor, shard: Shard = Shard()) -> torch.Tensor:
+    def to_diffusion_space(
+        self,
+        x: torch.Tensor,
+        shard: Shard = Shard(),
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Images x (B, C, H, W) in [0, 1] -> x0 of the process: 2x - 1, or the scaled latent
-        latent_scale * z with z ~ q(z | x) of the VAE (B, *latent_shape), its noise drawn
-        through `shard` (the rows of a global batch x holds)."""
+        latent_scale * z with z ~ q(z | x) of the VAE (B, *latent_shape), its noise drawn from
+        `generator`, else from the global RNG through `shard` (the rows of a global batch x
+        holds)."""
         if self.vae is None:
             return 2.0 * x - 1.0
         with torch.no_grad():
             mu, logvar = self.vae.encode_dist(x)
-            eps = shard.randn(mu.shape, device=mu.device, dtype=mu.dtype)
+            if generator is None:
+                eps = shard.randn(mu.shape, device=mu.device, dtype=mu.dtype)
+            else:
+                eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + (0.5 * logvar).exp() * eps
         return self.config.latent_scale * z
 

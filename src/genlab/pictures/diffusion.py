@@ -135,7 +135,7 @@ def forward_strip(
     Returns:
         (N * len(timesteps), C, H, W), row-major: one row per image.
     """
-    x0 = model.to_diffusion_space(images)  # (N, *latent_shape)
+    x0 = model.to_diffusion_space(images, generator=generator)  # (N, *latent_shape)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
     rows = [model.schedule.q_sample(x0, t, eps) for t in timesteps]  # each (N, ...)
     x_t = torch.stack(rows, dim=1).flatten(0, 1)  # (N * columns, ...)
