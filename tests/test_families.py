@@ -40,7 +40,7 @@ def test_help_lists_the_familys_options_and_no_others(family, capsys):
     options = capsys.readouterr().out.split("Options:")[1]
     heads = [line.split("  ")[1] for line in options.splitlines() if re.match(r"\s{2}-", line)]
     shown = {flag for head in heads for flag in re.findall(r"--[a-zA-Z][\w-]*", head)}
-    expected = {"--help", "--progress", "--no-progress"}
+    expected = {"--help", "--progress", "--no-progress", "--device"}
     for option in options_of(FAMILIES[family]).values():
         if option.kind == "bool":
             expected |= {option.flag, "--no-" + option.flag[2:]}

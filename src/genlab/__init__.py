@@ -49,13 +49,14 @@ _LAZY = {
 }
 
 
-def load(run_dir, *, ema: bool = True, device: str = "cpu"):
+def load(run_dir, *, ema: bool = True, device: str = "auto"):
     """Rebuild a trained model from a run directory alone (config.json + safetensors weights).
 
     Args:
         run_dir: the run directory written by `genlab train`.
         ema: use the EMA weights when the run has them.
-        device: where to put the model.
+        device: where to put the model: auto (a CUDA GPU where there is one, else MPS, else
+            the CPU), cpu, cuda, cuda:N or mps (`genlab.devices`).
 
     Returns:
         The model in eval mode.

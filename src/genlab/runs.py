@@ -79,7 +79,7 @@ def build_model(config: Mapping[str, Any], source: str = CONFIG):
         raise GenlabError(f"{source}: {e}") from None
 
 
-def load_model(run: str | os.PathLike | Run, *, ema: bool = True, device: str = "cpu"):
+def load_model(run: str | os.PathLike | Run, *, ema: bool = True, device: str | None = None):
     """Rebuild a model from a run directory alone (`Run.model`). See `genlab.load`."""
     return Run.of(run).model(ema=ema, device=device)
 
@@ -224,9 +224,13 @@ class Run:
         """The untrained model config.json describes."""
         return build_model(self.config, self.source)
 
-    def model(self, *, ema: bool = True, device: str = "cpu"):
-        """The trained model in eval mode on `device`: its EMA weights where it has them and
-        `ema`, else model.safetensors; buffers a run may leave out (`RECOMPUTABLE`) recomputed."""
+    def model(self, *, ema: bool = True, device: str | None = None):
+        """The trained model in eval mode on `device` (None: `genlab.devices`' default, auto
+        unless a `using` block says otherwise): its EMA weights where it has them and `ema`,
+        else model.safetensors; buffers a run may leave out (`RECOMPUTABLE`) recomputed."""
+        from genlab.devices import resolve
+
+        device = resolve(device)  # first: a device that is not there is one line, at once
         model = self.build()
         ema_path = self.path / EMA_WEIGHTS
         path = ema_path if ema and ema_path.is_file() else self.path / WEIGHTS

@@ -242,7 +242,7 @@ def test_every_bit_flip_of_config_json_is_refused_or_a_valid_config(references, 
                 key = None
             if key not in built:
                 try:
-                    engine.build(run, cpu=True)
+                    engine.build(run, device="cpu")
                     built[key] = "valid"
                 except GenlabError as e:
                     message = str(e)

@@ -192,6 +192,25 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, toy_family):
     assert weights.keys() == {"lin.weight", "lin.bias"}
 
 
+def test_a_deferred_nan_check_stops_at_the_next_log_and_saves_nothing_after(
+    tmp_path, toy_family, monkeypatch
+):
+    """On a GPU the loss flags stay on the device and are read once per log window or save
+    (no host wait a step): the same guarantee, the steps named as a range."""
+    from genlab.training import step
+
+    monkeypatch.setattr(step, "defers_checks", lambda device: True)
+    cfg = dataclasses.replace(TINY_TRAIN, checkpoint_every=4, log_every=3, max_steps=20)
+    run = make_run(tmp_path / "run", "toy", ToyConfig(nan_at=10), cfg)
+    with pytest.raises(
+        GenlabError, match=r"loss became non-finite between steps 10 and 12.*step 8"
+    ):
+        train(run, data=random_data(), progress=False)
+    assert load_checkpoint(run).trainer["step"] == 8  # the save due at step 12 was refused
+    assert load_weights(run / "model.safetensors").keys() == {"lin.weight", "lin.bias"}
+    assert [int(r["step"]) for r in metric_rows(run)] == [3, 6, 9]
+
+
 def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(tmp_path, toy_family):
     run = make_run(
         tmp_path / "run",
@@ -219,7 +238,7 @@ def test_bf16_autocast_engages_when_asked(tmp_path, toy_family, monkeypatch):
     for precision, expected in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
         cfg = dataclasses.replace(TINY_TRAIN, max_steps=2, precision=precision)
         run = make_run(tmp_path / precision, "toy", ToyConfig(), cfg)
-        train(run, data=random_data(), progress=False, cpu=True)
+        train(run, data=random_data(), progress=False, device="cpu")
         assert set(captured["dtypes"]) == {expected}
 
 

@@ -42,8 +42,14 @@ def build_app(
     runs: str | os.PathLike | None = "runs",
     out: str | os.PathLike | None = None,
     shipped: bool = True,
+    device: str | None = None,
 ):
-    """The page (a gradio Blocks, queued one event at a time) and its `Views`."""
+    """The page (a gradio Blocks, queued one event at a time) and its `Views`. The models run on
+    `device` (`genlab.devices`; None: auto), made the process's default: the page's handlers
+    run in gradio's worker threads."""
+    from genlab.devices import set_default
+
+    set_default(device)
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="genlab-app-"))
     out.mkdir(parents=True, exist_ok=True)
     _quiet_environment(out.resolve())
@@ -71,12 +77,13 @@ def serve(
     shipped: bool = True,
     block: bool = True,
     on_ready=None,
+    device: str | None = None,
 ):
     """Build and launch the app; returns (page, views, url) once it listens (with `block`,
     after it is stopped). `on_ready(url)` is called once it listens."""
     import gradio as gr
 
-    page, views = build_app(runs, out, shipped)
+    page, views = build_app(runs, out, shipped, device)
     theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])
     from genlab.app.ui import CSS
 

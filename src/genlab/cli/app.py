@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import echo
+from genlab.cli.common import echo, on_device
 
 
 @click.command()
@@ -42,6 +42,7 @@ from genlab.cli.common import echo
     show_default=True,
     help="List the runs that ship with genlab.",
 )
+@on_device
 def app(runs: Path, host: str, port: int, out: Path | None, shipped: bool) -> None:
     """A local web app: sample any run, explore latent spaces, scrub the diffusion process,
     prompt the text-to-image model, train a 2-D GAN live, compare runs, watch a PixelCNN write
@@ -59,7 +60,9 @@ def app(runs: Path, host: str, port: int, out: Path | None, shipped: bool) -> No
     def ready(url: str) -> None:
         echo(f"genlab app on {url} (Ctrl-C stops it)")
 
-    serve(runs, host, port, out, shipped, block=True, on_ready=ready)
+    from genlab.devices import resolve
+
+    serve(runs, host, port, out, shipped, block=True, on_ready=ready, device=str(resolve()))
 
 
 COMMANDS = [app]

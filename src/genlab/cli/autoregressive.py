@@ -15,6 +15,7 @@ from genlab.cli.common import (
     command_meta,
     echo,
     n_option,
+    on_device,
     opt,
     out,
     run_argument,
@@ -36,6 +37,7 @@ TEMPERATURE = replace(
 @opt(Option("keep", "float", 0.5, "Fraction of the rows kept.", min=0.0, max=1.0))
 @opt(TEMPERATURE)
 @opt(SEED)
+@on_device
 def complete(run: Path, out: Path, n: int, samples: int, keep: float, temperature, seed) -> None:
     """Keep the top half of test images and let a PixelCNN write the bottom half."""
     from genlab.pictures.autoregressive import complete as draw
@@ -55,6 +57,7 @@ def complete(run: Path, out: Path, n: int, samples: int, keep: float, temperatur
 @opt(CLASS)
 @opt(TEMPERATURE)
 @opt(SEED)
+@on_device
 def pixel_order(run: Path, out: Path, strip, n, frames, rows, class_name, temperature, seed):
     """A PixelCNN writing samples pixel by pixel in raster order, as an animated GIF."""
     from genlab.pictures.autoregressive import order
@@ -74,6 +77,7 @@ def pixel_order(run: Path, out: Path, strip, n, frames, rows, class_name, temper
 @opt(Option("eval_n", "int", 0, "Also score this many samples each way (FD, modes); 0: no.",
             min=0, max=100_000))  # fmt: skip
 @opt(SEED)
+@on_device
 def ar_blur(runs: tuple[Path, ...], out: Path, n: int, eval_n: int, seed: int) -> None:
     """Too many pixels at once: PixelCNN runs trained with different --pixels-per-step, each
     sampled by drawing every pixel and by taking every pixel's mean (two rows per run)."""

@@ -6,6 +6,7 @@ Nothing here imports torch: `genlab --help` answers at once.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from genlab.devices import DEVICE_HELP
 from genlab.errors import GenlabError
 from genlab.options import Option
 from genlab.samplers import SAMPLER_NAMES, SAMPLERS
@@ -81,6 +83,25 @@ def opt(option: Option):
 
 
 # ------------------------------------------------------------------------------ common options
+
+DEVICE = Option("device", "str", None, DEVICE_HELP + " [default: auto]")
+
+
+def on_device(command):
+    """Adds --device to a command that runs a model, and runs the command with that device as
+    the default of everything it loads (`genlab.devices.using`): a device that is not there is
+    one line and exit code 2, before anything is loaded. Without --device a command keeps the
+    device of its caller (auto, or the device `genlab demo --device` runs its figures on)."""
+
+    @functools.wraps(command)
+    def run(*args, device: str, **kwargs):
+        from genlab.devices import using
+
+        with using(device):
+            return command(*args, **kwargs)
+
+    return opt(DEVICE)(run)
+
 
 SEED = Option("seed", "int", 0, "Random seed: the same seed gives the same picture.", min=0,
               max=2**32 - 1)  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import PROGRESS, echo, opt
+from genlab.cli.common import PROGRESS, echo, on_device, opt
 from genlab.options import Option
 
 MINUTES = {"min": 0.0, "max": 10_000.0}
@@ -45,6 +45,7 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
             min=0, max=1_000_000))  # fmt: skip
 @opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
 @opt(PROGRESS)
+@on_device
 def demo(**options) -> None:
     """Every family's pictures from the runs that ship trained (VAEs, GANs, StyleGAN, diffusion,
     text to image, PixelCNN, a DQN on CartPole), one DCGAN trained live for a minute or two and

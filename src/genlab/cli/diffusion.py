@@ -19,6 +19,7 @@ from genlab.cli.common import (
     command_meta,
     echo,
     n_option,
+    on_device,
     opt,
     out,
     run_argument,
@@ -33,6 +34,7 @@ from genlab.options import Option
 @opt(Option("n", "int", 4, "Rows: test images, one per class in turn.", min=1, max=1000))
 @opt(Option("columns", "int", 10, "Noise levels from t=0 to T-1.", min=2, max=1000))
 @opt(SEED)
+@on_device
 def forward(run: Path, out: Path, n: int, columns: int, seed: int) -> None:
     """The forward process as a strip: test images noised from t=0 (clean) to T-1 (noise)."""
     from genlab.pictures.diffusion import forward as draw
@@ -55,6 +57,7 @@ def forward(run: Path, out: Path, n: int, columns: int, seed: int) -> None:
 @opt(SAMPLER)
 @opt(STEPS)
 @opt(GUIDANCE)
+@on_device
 def denoise(run: Path, out: Path, strip, n, frames, rows, seed, class_name, **options) -> None:
     """The reverse process: n samples from pure noise to images, as an animated GIF."""
     from genlab.pictures.diffusion import denoise as draw
@@ -80,6 +83,7 @@ def denoise(run: Path, out: Path, strip, n, frames, rows, seed, class_name, **op
 @opt(SEED)
 @opt(SAMPLER)
 @opt(STEPS)
+@on_device
 def guidance(run: Path, out: Path, scales, columns, class_name, **options) -> None:
     """A grid sweeping the guidance scale: one row per scale, the same noise in every row.
 
@@ -100,6 +104,7 @@ def guidance(run: Path, out: Path, scales, columns, class_name, **options) -> No
 @opt(GUIDANCE)
 @opt(SAMPLER)
 @opt(STEPS)
+@on_device
 def txt2img(run: Path, prompt: str, out: Path, n: int, seed: int, **options) -> None:
     """Draw n images for a prompt with a txt2img run (classifier-free guidance, default w=3)."""
     from genlab.sampling import sample, save_samples

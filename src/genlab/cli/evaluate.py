@@ -16,6 +16,7 @@ from genlab.cli.common import (
     SEED,
     STEPS,
     echo,
+    on_device,
     opt,
 )
 from genlab.options import Option
@@ -59,6 +60,7 @@ EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, ma
 @opt(EPISODES)
 @opt(Option("epsilon", "float", 0.0, "Agents: exploration rate of the evaluation policy.",
             max=1.0))  # fmt: skip
+@on_device
 def eval_(run, images, n, seed, json_, references, episodes, epsilon, **options) -> None:
     """Score a run's samples (or --images) with every metric, next to real-data references;
     score an agent (dqn, qtable) by its return on seeded greedy episodes.
@@ -104,6 +106,7 @@ def eval_(run, images, n, seed, json_, references, episodes, epsilon, **options)
 @opt(FEATURES)
 @opt(INCEPTION)
 @opt(PROGRESS)
+@on_device
 def compare(runs, n, seed, html: Path, **options) -> None:
     """Rank runs on the same metrics: a table here and an HTML page with their samples."""
     from genlab.atomic import atomic_path

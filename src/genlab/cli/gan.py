@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import SEED, command_meta, echo, opt, out, run_argument
+from genlab.cli.common import SEED, command_meta, echo, on_device, opt, out, run_argument
 from genlab.options import Option
 
 
 @click.command("gan-gradients")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @out("gan_gradients.png")
+@on_device
 def gan_gradients(runs: tuple[Path, ...], out: Path) -> None:
     """Why the minimax loss saturates: G's gradient against D(G(z)), with measured points.
 
@@ -59,6 +60,7 @@ def toy_gan(data, loss, steps, n_critic, lr, frames, seed, out: Path) -> None:
 @opt(Option("direction", "str", "ab", "ab (domain A to B) or ba (B to A).", choices=("ab", "ba")))
 @click.option("--grid", type=click.Path(path_type=Path), default=None,
               help="Before/after grid PNG of the first 32 (default: OUT_grid.png).")  # fmt: skip
+@on_device
 def translate(run: Path, images: Path, out: Path, direction: str, grid: Path | None) -> None:
     """Translate every image of a folder with a CycleGAN run, keeping the file names.
 

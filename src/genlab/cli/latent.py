@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import SEED, command_meta, echo, opt, out, run_argument
+from genlab.cli.common import SEED, command_meta, echo, on_device, opt, out, run_argument
 from genlab.options import Option
 
 METHOD = Option("method", "str", "slerp", "Path between latents.", choices=("slerp", "lerp"))
@@ -26,6 +26,7 @@ def _save(picture, out: Path) -> None:
 @out("reconstructions.png")
 @opt(Option("n", "int", 16, "Test images.", min=1, max=10_000))
 @opt(SEED)
+@on_device
 def reconstruct(run: Path, out: Path, n: int, seed: int) -> None:
     """Test images (odd rows) above their reconstructions (even rows)."""
     from genlab.pictures.latent import reconstruct as draw
@@ -40,6 +41,7 @@ def reconstruct(run: Path, out: Path, n: int, seed: int) -> None:
 @opt(STEPS)
 @opt(METHOD)
 @opt(SEED)
+@on_device
 def interpolate(run: Path, out: Path, pairs: int, steps: int, method: str, seed: int) -> None:
     """Decode paths between the latents of random pairs of test images (one row each).
 
@@ -59,6 +61,7 @@ def interpolate(run: Path, out: Path, pairs: int, steps: int, method: str, seed:
 @opt(STEPS)
 @opt(METHOD)
 @opt(SEED)
+@on_device
 def morph(run: Path, out: Path, a, b, from_class, to_class, steps, method, seed) -> None:
     """A strip morphing one chosen test image into another: real, decoded path, real."""
     from genlab.pictures.latent import morph as draw
@@ -73,6 +76,7 @@ def morph(run: Path, out: Path, a, b, from_class, to_class, steps, method, seed)
 @opt(TO)
 @opt(Option("n", "int", 6, "Rows (source images).", min=1, max=1000))
 @opt(SEED)
+@on_device
 def arithmetic(run: Path, out: Path, from_class: str, to_class: str, n: int, seed: int) -> None:
     """Latent vector arithmetic: add (mean z of TO - mean z of FROM) with growing strength.
 
@@ -89,6 +93,7 @@ def arithmetic(run: Path, out: Path, from_class: str, to_class: str, n: int, see
 @run_argument()
 @out("latent_map.png")
 @opt(Option("n", "int", 5000, "Test images to embed.", min=1, max=10**7))
+@on_device
 def latent_map(run: Path, out: Path, n: int) -> None:
     """A 2-D map of the latent space coloured by class (PCA when the latent is not 2-D)."""
     from genlab.pictures.latent import latent_map as draw
@@ -103,6 +108,7 @@ def latent_map(run: Path, out: Path, n: int) -> None:
 @opt(Option("dims", "int", 8, "How many latent dimensions to walk.", min=1, max=4096))
 @opt(Option("steps", "int", 9, "Images per walk.", min=2, max=1000))
 @opt(SEED)
+@on_device
 def walk(run: Path, out: Path, dims: int, steps: int, seed: int) -> None:
     """Walk along single latent dimensions around a test image's latent (one row each).
 

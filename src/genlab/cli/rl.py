@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import command_meta, echo, opt, out, run_argument
+from genlab.cli.common import command_meta, echo, on_device, opt, out, run_argument
 from genlab.options import Option
 
 EPISODES = Option("episodes", "int", 3, "Greedy episodes to render.", min=1, max=1000)
@@ -19,6 +19,7 @@ EPISODES = Option("episodes", "int", 3, "Greedy episodes to render.", min=1, max
 @out("agent.gif", "The GIF to write.")
 @opt(Option("width", "int", 320, "Frame width in pixels.", min=16, max=2048))
 @opt(Option("every", "int", 2, "Keep every k-th frame.", min=1, max=1000))
+@on_device
 def play(run: Path, episodes: int, out: Path, width: int, every: int) -> None:
     """Render the agent's greedy episodes (seeded as the evaluation's first ones) as a GIF."""
     from genlab.pictures.agent import play as render
@@ -35,6 +36,7 @@ def play(run: Path, episodes: int, out: Path, width: int, every: int) -> None:
             "Two state dimensions to sweep (CartPole: 0,2 = cart position, pole angle).",
             length=2, min=0, max=1024))  # fmt: skip
 @opt(Option("resolution", "int", 101, "Grid points per dimension.", min=2, max=2001))
+@on_device
 def q_values(run: Path, out: Path, dims, resolution: int) -> None:
     """Draw the learned action values Q(s, a) over two state dimensions (or a grid world)."""
     from genlab.pictures.agent import q_values as draw

@@ -20,6 +20,7 @@ from genlab.cli.common import (
     command_meta,
     echo,
     n_option,
+    on_device,
     opt,
     out,
     run_argument,
@@ -45,6 +46,7 @@ from genlab.options import Option
 @opt(CLASSIFIER_SCALE)
 @opt(PROMPT)
 @opt(TEMPERATURE)
+@on_device
 def sample(run: Path, out: str, n: int, seed: int, class_name, **options) -> None:
     """Draw n samples from a trained model: a grid PNG, a folder of PNGs or an .npz.
 
@@ -72,6 +74,7 @@ def plot(run: Path, out: Path) -> None:
 @run_argument()
 @out("embeddings.csv", "The CSV file to write.")
 @opt(Option("split", "str", "test", "Which split to embed.", choices=("train", "test")))
+@on_device
 def embed(run: Path, out: Path, split: str) -> None:
     """Dimensionality reduction: the latent vector of every image, with labels, as CSV."""
     from genlab.latent import embed_run
@@ -88,6 +91,7 @@ def embed(run: Path, out: Path, split: str) -> None:
 @opt(Option("n", "int", 0, "Test images (0 = all).", min=0, max=10**7))
 @opt(Option("draws", "int", 4, "Random timesteps per image (DDPM's bound).", min=1, max=10_000))
 @opt(SEED)
+@on_device
 def nll(run: Path, k: int, n: int, draws: int, seed: int) -> None:
     """Test-set negative log-likelihood in nats per image and bits per dimension: exact for a
     PixelCNN; upper bounds for a VAE (-ELBO, IWAE) and a DDPM (variational bound). A run

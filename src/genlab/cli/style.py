@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import SEED, command_meta, echo, n_option, opt, out, run_argument
+from genlab.cli.common import SEED, command_meta, echo, n_option, on_device, opt, out, run_argument
 from genlab.options import Option
 
 PSI = Option("psi", "float", 1.0, "Truncation psi: 0 the mean w, 1 no truncation.", min=0.0,
@@ -23,6 +23,7 @@ PSI = Option("psi", "float", 1.0, "Truncation psi: 0 the mean w, 1 no truncation
             "two lowest resolutions).", min=0, max=64))  # fmt: skip
 @opt(PSI)
 @opt(SEED)
+@on_device
 def style_mix(run: Path, out: Path, rows, columns, coarse, psi, seed) -> None:
     """The style-mixing grid: coarse styles from each row's seed, fine from each column's."""
     from genlab.pictures.style import style_mix as draw
@@ -39,6 +40,7 @@ def style_mix(run: Path, out: Path, rows, columns, coarse, psi, seed) -> None:
 @opt(Option("psi", "floats", None, "The psi of each column (default 0, 0.125, ..., 1).", min=0.0,
             max=2.0))  # fmt: skip
 @opt(SEED)
+@on_device
 def truncation(run: Path, out: Path, n, psi, seed) -> None:
     """The truncation sweep: psi from 0 (the mean w) to 1, one row per seed."""
     from genlab.pictures.style import truncation as draw
@@ -55,6 +57,7 @@ def truncation(run: Path, out: Path, n, psi, seed) -> None:
 @opt(Option("variations", "int", 6, "Noise draws shown per row.", min=1, max=64))
 @opt(Option("draws", "int", 64, "Noise draws behind the std map.", min=2, max=10_000))
 @opt(SEED)
+@on_device
 def noise_variation(run: Path, out: Path, n, variations, draws, seed) -> None:
     """Same w, different per-pixel noise, and the per-pixel std map of what noise changes."""
     from genlab.pictures.style import noise_variation as draw
@@ -71,6 +74,7 @@ def noise_variation(run: Path, out: Path, n, variations, draws, seed) -> None:
 @opt(Option("eps", "float", 1e-4, "The interpolation step.", min=0.0, min_open=True, max=0.1))
 @opt(Option("features", "path", None, "A classifier run for data other than Fashion-MNIST."))
 @opt(SEED)
+@on_device
 def path_length(run: Path, out: Path, n, eps, features, seed) -> None:
     """Perceptual path length in z and in w, and the interpolations in each.
 

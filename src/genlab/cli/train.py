@@ -11,14 +11,14 @@ from pathlib import Path
 
 import click
 
-from genlab.cli.common import OptionType, click_option, echo, is_reporter
+from genlab.cli.common import DEVICE, OptionType, click_option, echo, is_reporter
 from genlab.errors import GenlabError
 from genlab.options import Option
 
 MAX_STEPS = Option("max_steps", "int", None, "New total steps.", min=1, max=10**12)
 MAX_MINUTES = Option("max_minutes", "float", None, "New wall-clock budget.", min=0.0,
                      min_open=True, max=10**6)  # fmt: skip
-GROUP_OPTIONS = ("--resume", "--config", "--max-steps", "--max-minutes", "--progress")
+GROUP_OPTIONS = ("--resume", "--config", "--max-steps", "--max-minutes", "--progress", "--device")
 
 
 def report(result) -> None:
@@ -74,14 +74,18 @@ def family_command(name: str) -> click.Command:
     options = options_of(family)
     params = [click_option(o) for o in options.values()]
     params.append(click_option(Option("progress", "bool", True, "Show a progress bar.")))
+    params.append(click_option(DEVICE))
 
-    def callback(progress: bool, **values):
+    def callback(progress: bool, device: str | None, **values):
+        from genlab.devices import resolve
         from genlab.training import create, train
 
         parent = click.get_current_context().parent
         progress = progress and (parent is None or parent.params.get("progress", True))
+        device = device or (parent.params.get("device") if parent is not None else None)
+        resolve(device)  # a device that is not there: one line before the run is made
         run_dir = create(name, **values)
-        report(train(run_dir, progress=progress))
+        report(train(run_dir, progress=progress, device=device))
 
     return FamilyCommand(
         name, params=params, callback=callback, help=f"{family.summary}", short_help=family.summary
@@ -144,8 +148,9 @@ class TrainGroup(click.Group):
     "--max-minutes", type=OptionType(MAX_MINUTES), help="With --resume: new wall-clock budget."
 )
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--device", type=OptionType(DEVICE), default=None, help=DEVICE.help)
 @click.pass_context
-def train(ctx, resume, config, max_steps, max_minutes, progress):
+def train(ctx, resume, config, max_steps, max_minutes, progress, device):
     """Train a model into a new run directory (genlab train FAMILY --out RUN ...), or continue
     one (genlab train --resume RUN). `genlab train FAMILY --help` lists a family's options."""
     from genlab.training import train as run_training
@@ -156,7 +161,7 @@ def train(ctx, resume, config, max_steps, max_minutes, progress):
         if config is not None:
             raise GenlabError("--resume continues a run as it was: it takes no --config")
         report(run_training(resume, max_steps=max_steps, max_minutes=max_minutes,
-                            progress=progress))  # fmt: skip
+                            progress=progress, device=device))  # fmt: skip
         return
     if resume is not None:
         raise GenlabError("--resume continues an existing run: give no family and no --out")

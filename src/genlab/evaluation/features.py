@@ -102,7 +102,7 @@ def shipped_info() -> dict:
 
 
 def load_feature_network(
-    path: str | Path | None = None, run: str | Path | None = None, *, device: str = "cpu"
+    path: str | Path | None = None, run: str | Path | None = None, *, device: str | None = None
 ) -> FeatureNetwork:
     """Load a feature network.
 
@@ -111,7 +111,8 @@ def load_feature_network(
             None and no `run`: genlab's Fashion-MNIST classifier.
         run: a run directory of `genlab train classifier` (for data other than Fashion-MNIST);
             its EMA weights are used when it has them.
-        device: where to put the network.
+        device: where to put the network (None: `genlab.devices`' default, auto unless a
+            `using` block says otherwise).
 
     Returns:
         The FeatureNetwork in eval mode.
@@ -119,7 +120,10 @@ def load_feature_network(
     Raises:
         GenlabError: both arguments given, missing files, or a run that is not a classifier.
     """
+    from genlab.devices import resolve
     from genlab.runs import Run, config_from_dict, load_weights
+
+    device = resolve(device)
 
     if path is not None and run is not None:
         raise GenlabError("give either a weights path or a classifier run, not both")

@@ -354,13 +354,15 @@ def _check_state_dict(model: nn.Module, state: dict[str, Tensor], path: Path) ->
         raise GenlabError(f"{path}: tensor {bad[0]!r} contains NaN or Inf; {EXPECTED}")
 
 
-def load_inception(path: str | Path, device: str | torch.device = "cpu") -> InceptionFeatureNetwork:
+def load_inception(
+    path: str | Path, device: str | torch.device | None = None
+) -> InceptionFeatureNetwork:
     """Load the FID Inception-v3 from a local weights file.
 
     Args:
         path: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, or its state dict saved as
             .safetensors.
-        device: where to put the network.
+        device: where to put the network (None: `genlab.devices`' default).
 
     Returns:
         The InceptionFeatureNetwork in eval mode.
@@ -377,4 +379,6 @@ def load_inception(path: str | Path, device: str | torch.device = "cpu") -> Ince
     _check_state_dict(model, state, path)
     counters = {k: v for k, v in model.state_dict().items() if k.endswith(".num_batches_tracked")}
     model.load_state_dict({**counters, **state})  # strict: the file's own counters win
-    return InceptionFeatureNetwork(model.to(device))
+    from genlab.devices import resolve
+
+    return InceptionFeatureNetwork(model.to(resolve(device)))

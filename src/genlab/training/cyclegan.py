@@ -49,6 +49,7 @@ from genlab.training.step import (
     Engine,
     Step,
     StepState,
+    adamw,
     as_float32,
     make_ema,
     prefixed,
@@ -122,9 +123,7 @@ class CycleGANStep(Step[Domains]):
         self.g_params = [p for G in model.generators for p in G.parameters()]
         self.d_params = [p for D in model.discriminators for p in D.parameters()]
         self.opt = {
-            name: torch.optim.AdamW(
-                params, lr=cfg.lr, betas=cfg.betas, weight_decay=tcfg.weight_decay
-            )
+            name: adamw(params, engine, lr=cfg.lr, betas=cfg.betas, weight_decay=tcfg.weight_decay)
             for name, params in (("g", self.g_params), ("d", self.d_params))
         }
         self.ema = make_ema(model, tcfg.ema_decay)

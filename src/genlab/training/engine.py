@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -80,15 +81,21 @@ def default_dtype(dtype: torch.dtype):
         torch.set_default_dtype(before)
 
 
-def make_accelerator(precision: str, cpu: bool):
-    """An accelerate Accelerator for a TrainConfig.precision (on the CPU when `cpu`)."""
+def make_accelerator(precision: str, device: str | None = None):
+    """An accelerate Accelerator for a TrainConfig.precision on `device` (`genlab.devices`:
+    None is the caller's default, auto unless a `using` block says otherwise). Under several
+    processes accelerate gives each the GPU of its local rank (a device index is not used)."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
+    from genlab.devices import resolve
+
+    target = resolve(device)
     AcceleratorState._reset_state(True)  # one process may train several models in turn
-    cpu = cpu or not torch.cuda.is_available()  # accelerate sets up gloo only when told "cpu"
-    device_type = "cpu" if cpu else "cuda"
-    return Accelerator(mixed_precision=resolve_precision(precision, device_type), cpu=cpu)
+    if target.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        torch.cuda.set_device(target)  # accelerate trains on the current CUDA device
+    cpu = target.type == "cpu"  # accelerate sets up gloo only when told "cpu"
+    return Accelerator(mixed_precision=resolve_precision(precision, target.type), cpu=cpu)
 
 
 # ------------------------------------------------------------------------------ loop helpers
@@ -163,7 +170,7 @@ def train(
     stop_at: int | None = None,
     data: Any = None,
     progress: bool = True,
-    cpu: bool = False,
+    device: str | None = None,
 ) -> TrainResult:
     """Train (or continue training) the run in `run_dir` until its budget is spent.
 
@@ -174,7 +181,9 @@ def train(
         stop_at: stop after this step as if interrupted (for tests of exact resume).
         data: the training data, if already loaded (else loaded from the run's data spec).
         progress: show a tqdm progress bar on stderr.
-        cpu: force the CPU even where CUDA is available.
+        device: auto (a CUDA GPU where there is one, else MPS, else the CPU), cpu, cuda,
+            cuda:N or mps (`genlab.devices`; None: the default of an enclosing `using`, else
+            auto). A run may resume on another device: trainer.json lists where it trained.
     """
     run_dir = Path(run_dir)
     lock = on_main_process(lambda: lock_run(run_dir))  # one writer: a second train is refused
@@ -182,7 +191,7 @@ def train(
         run = Run.open(run_dir)
         precision = run.config.get("train", {}).get("precision", "auto")
         with default_dtype(compute_dtype(precision)):
-            engine, train_step, ckpt = build(run, max_steps, max_minutes, data, cpu)
+            engine, train_step, ckpt = build(run, max_steps, max_minutes, data, device)
             return Loop(engine, train_step, ckpt, progress).run(stop_at)
     finally:
         unlock_run(lock)
@@ -193,7 +202,7 @@ def build(
     max_steps: int | None = None,
     max_minutes: float | None = None,
     data: Any = None,
-    cpu: bool = False,
+    device: str | None = None,
 ) -> tuple[Engine, Step, Checkpoint | None]:
     """The engine, the family's step (its state loaded when the run resumes) and the checkpoint
     (None for a new run) of `train`, ready for its loop (`bench/gpu_check.py` counts the FLOPs
@@ -209,7 +218,7 @@ def build(
         kept_metrics(run.path / METRICS, ckpt.trainer["step"], ckpt.trainer.get("metrics_sha256"))
     if ckpt is None and hasattr(model, "load_frozen"):
         model.load_frozen(run.path)  # parts not trained here (a latent model's VAE, captions)
-    engine = Engine(run, tcfg, make_accelerator(tcfg.precision, cpu))
+    engine = Engine(run, tcfg, make_accelerator(tcfg.precision, device))
     if tcfg.batch_size % engine.shard.world:
         raise GenlabError(
             f"--batch-size {tcfg.batch_size} does not split evenly over {engine.shard.world} "
@@ -234,6 +243,18 @@ def build(
     return engine, train_step, ckpt
 
 
+def where_trained(ckpt: Checkpoint | None, engine: Engine) -> list[dict[str, Any]]:
+    """The devices a run trained on, one entry per change: the step it began there, the device
+    in words and the number of processes (trainer.json's "devices")."""
+    from genlab.devices import describe
+
+    devices = list(ckpt.trainer.get("devices", [])) if ckpt is not None else []
+    here = {"device": describe(engine.device), "processes": engine.shard.world}
+    if not devices or {k: devices[-1].get(k) for k in here} != here:
+        devices.append({"from_step": engine.step, **here})
+    return devices
+
+
 class Loop:
     """The loop of `train` over a built step: budgets, logging windows, grids, checkpoints."""
 
@@ -247,11 +268,12 @@ class Loop:
             engine.step, self.elapsed_before = ckpt.trainer["step"], ckpt.trainer["elapsed_s"]
             self.sums = {k: torch.tensor(v) for k, v in ckpt.trainer.get("log_window", {}).items()}
             self.count = ckpt.trainer.get("log_count", 0)
+        self.devices = where_trained(ckpt, engine)
         if engine.main:  # rows after the checkpoint (all, without one) will be logged again
             digest = ckpt.trainer.get("metrics_sha256") if ckpt is not None else None
             truncate_metrics(engine.run_dir / METRICS, engine.step, digest)
             finish_interrupted_save(engine.run_dir)
-        engine.last_saved = self.first_step = engine.step
+        engine.last_saved = self.first_step = engine.checked_to = engine.step
         self.bar = None
         if progress and engine.main:
             self.bar = progress_bar(self.tcfg.max_steps, engine.step, engine.run_dir.name)
@@ -266,6 +288,7 @@ class Loop:
     def checkpoint(self, at: int, elapsed: float) -> None:
         """The engine's fields and the step's state, written by the main process."""
         engine = self.engine
+        engine.check_finite()  # a deferred non-finite loss: never saved
         if engine.main:
             state = self.step.state_dict()
             trainer = {
@@ -274,6 +297,7 @@ class Loop:
                 "log_window": {k: float(v) for k, v in self.sums.items()},
                 "log_count": self.count,
                 "metrics_sha256": self.writer.digest(),
+                "devices": self.devices,
                 **state.trainer,
             }
             optimizer = state.optimizer if state.optimizer is not None else state.optimizers
@@ -283,11 +307,14 @@ class Loop:
         engine.accelerator.wait_for_everyone()
 
     def draw(self, at: int) -> None:
+        if self.engine.shard.world == 1:  # (the main process alone draws: no collective here)
+            self.engine.check_finite()
         with default_dtype(torch.float32):  # an fp64 run's grids too (`as_float32`)
             self.step.draw(at)
 
     def log_row(self, at: int, final: bool) -> dict[str, float]:
         """Write the open logging window's means as one metrics.csv row and close it."""
+        self.engine.check_finite()
         step, now = self.step, time.perf_counter()
         means = {k: float(v) / self.count for k, v in _global(self.sums, self.engine).items()}
         rate = self.window_units / max(now - self.window_start, 1e-9)

@@ -52,7 +52,15 @@ from genlab.models.gan import GAN
 from genlab.models.stylegan import StyleGAN
 from genlab.training.config import lr_at
 from genlab.training.distributed import sync_grad_norm
-from genlab.training.step import Engine, Step, StepState, load_ema, make_ema, prefixed
+from genlab.training.step import (
+    Engine,
+    Step,
+    StepState,
+    adamw,
+    load_ema,
+    make_ema,
+    prefixed,
+)
 
 MONITOR_N = 500  # 50 a class: a share of 10% +- 1.3% (std), far above the 2% of a missing one
 
@@ -127,7 +135,7 @@ class GANStep(Step[ImageData]):
         self.g_params = list(model.generator.parameters())
         self.d_params = list(model.discriminator.parameters())
         self.opt = {
-            name: torch.optim.AdamW(params, lr=lr, betas=cfg.betas, weight_decay=tcfg.weight_decay)
+            name: adamw(params, engine, lr=lr, betas=cfg.betas, weight_decay=tcfg.weight_decay)
             for name, params, lr in (("d", self.d_params, cfg.lr_d), ("g", self.g_params, cfg.lr_g))
         }
         self.ema = make_ema(model.generator, tcfg.ema_decay)

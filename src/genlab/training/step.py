@@ -94,6 +94,21 @@ def compute_dtype(precision: str) -> torch.dtype:
     return torch.float64 if precision == "fp64" else torch.float32
 
 
+def adamw(params, engine: Engine, **options) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel for all parameters on a GPU (a step's optimizer update in
+    one launch instead of a few per parameter group); elsewhere torch's default
+    implementation, whose results the CPU runs keep bit for bit."""
+    return torch.optim.AdamW(params, fused=True if engine.device.type == "cuda" else None,
+                             **options)  # fmt: skip
+
+
+def defers_checks(device: torch.device) -> bool:
+    """Whether `Engine.guard` keeps its flags on the device (read once per log window, grid or
+    checkpoint) rather than reading them every step: everywhere but on the CPU, where reading
+    costs nothing."""
+    return device.type != "cpu"
+
+
 class Engine:
     """One training run in progress: what a step works with besides its model and data.
 
@@ -115,16 +130,15 @@ class Engine:
         self.main = accelerator.is_main_process
         self.step, self.last_saved = 0, 0
         self._on_device: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.defer_checks = defers_checks(self.device)  # see `guard`
+        self._unchecked: dict[str, tuple[torch.Tensor, str]] = {}  # loss -> (all finite, lower)
+        self.checked_to = 0  # the step up to which deferred checks were read
 
     def batch(self, data: ImageData, i: int, seed: int | None = None) -> Batch:
         """This process's rows of the i-th global batch of `data` (order: `seed`, default the
         run's): x (B, C, H, W) in [0, 1] on the device, y (B,) labels, and the shard."""
-        if id(data) not in self._on_device:  # the whole set on the GPU once; CPU: as it is
-            on_gpu = self.device.type == "cuda"
-            self._on_device[id(data)] = (
-                data.images.to(self.device) if on_gpu else data.images,
-                data.labels.to(self.device) if on_gpu else data.labels,
-            )
+        if id(data) not in self._on_device:  # the whole set on the device once (uint8)
+            self._on_device[id(data)] = (data.images.to(self.device), data.labels.to(self.device))
         images, labels = self._on_device[id(data)]
         seed = self.config.seed if seed is None else seed
         index = batch_index(i, len(data), self.config.batch_size, seed)
@@ -135,7 +149,17 @@ class Engine:
 
     def guard(self, loss: torch.Tensor, what: str, lower: str) -> None:
         """Stop before the update when `loss` is not finite, keeping the last good checkpoint.
-        Under several processes all stop when any one's loss is not finite (none waits)."""
+        Under several processes all stop when any one's loss is not finite (none waits).
+
+        On a GPU (`defer_checks`) reading the flag every step would make the host wait for the
+        device every step: the flags are kept on the device instead and read by
+        `check_finite`, which the loop calls before it logs, draws or saves. A non-finite loss
+        then stops training at the next of those, its update never saved."""
+        if self.defer_checks:
+            finite = torch.isfinite(loss.detach()).all()
+            before = self._unchecked.get(what)
+            self._unchecked[what] = (finite if before is None else before[0] & finite, lower)
+            return
         finite = torch.isfinite(loss.detach()).all()
         if self.shard.world > 1:
             import torch.distributed as dist
@@ -145,15 +169,34 @@ class Engine:
             finite = flag[0] > 0
         if finite.item():
             return
-        where = (
-            f"the last good checkpoint (step {self.last_saved}) is kept"
-            if checkpoint_dir(self.run_dir) is not None
-            else "no checkpoint had been written yet"
-        )
         raise GenlabError(
-            f"{what} became {loss.item()} at step {self.step + 1}; training stopped and {where} "
-            f"in {self.run_dir}; lower {lower} and resume or retrain"
+            f"{what} became {loss.item()} at step {self.step + 1}; training stopped and "
+            f"{self._kept()} in {self.run_dir}; lower {lower} and resume or retrain"
         )
+
+    def check_finite(self) -> None:
+        """Read the loss flags `guard` deferred (one wait for the device); stop as `guard` would
+        when one was not finite, naming the steps since the last read."""
+        unchecked, self._unchecked = self._unchecked, {}
+        first, self.checked_to = self.checked_to + 1, self.step
+        for what, (finite, lower) in unchecked.items():
+            if self.shard.world > 1:
+                import torch.distributed as dist
+
+                flag = finite.float().reshape(1)
+                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+                finite = flag[0] > 0
+            if not finite.item():
+                raise GenlabError(
+                    f"{what} became non-finite between steps {first} and {self.step}; training "
+                    f"stopped and {self._kept()} in {self.run_dir}; lower {lower} and resume or "
+                    "retrain"
+                )
+
+    def _kept(self) -> str:
+        if checkpoint_dir(self.run_dir) is not None:
+            return f"the last good checkpoint (step {self.last_saved}) is kept"
+        return "no checkpoint had been written yet"
 
 
 # ------------------------------------------------------------------------------ EMA

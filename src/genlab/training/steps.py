@@ -12,7 +12,7 @@ from torch import nn
 
 from genlab.data import Batch, ImageData, Shard
 from genlab.training.config import lr_at
-from genlab.training.step import Engine, Step, make_ema
+from genlab.training.step import Engine, Step, adamw, make_ema
 
 
 class _LossForward(nn.Module):
@@ -33,8 +33,8 @@ class OneOptimizer(Step[ImageData]):
     def __init__(self, engine: Engine, model: nn.Module, data: ImageData):
         super().__init__(engine, model, data)
         cfg = engine.config
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+        optimizer = adamw(
+            model.parameters(), engine, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
         self.ema = make_ema(model, cfg.ema_decay)
         self.wrapped, self.optimizer = engine.accelerator.prepare(
