@@ -239,6 +239,19 @@ def first_stage(args, work: Path, families: list[str]) -> Path | None:
     return path
 
 
+def missing(family: str) -> str:
+    """Why a family cannot run on this machine (a package it needs is not installed), or ""."""
+    if family != "txt2img":
+        return ""
+    from genlab.text import minilm_dir
+
+    try:
+        minilm_dir()
+    except genlab.GenlabError as e:
+        return str(e)
+    return ""
+
+
 def print_row(r: dict) -> None:
     def cell(value, width: int, form: str = "") -> str:
         return f"{'-' if value is None else format(value, form):>{width}}"
@@ -299,9 +312,10 @@ def main() -> int:
     print(f"{'family':<17}{'rate/s':>10} {'unit':<8}{'ms/step':>9}{'GFLOP/st':>10}{'TFLOP/s':>9}"
           f"{'% peak':>8}{'sample s':>9}{'eval s':>8}{'FD/ret':>9}")  # fmt: skip
     for family in families:
-        if family in SKIPPED:
-            skipped[family] = SKIPPED[family]
-            print(f"{family:<17}skipped: {SKIPPED[family]}")
+        reason = SKIPPED.get(family) or missing(family)
+        if reason:
+            skipped[family] = reason
+            print(f"{family:<17}skipped: {reason}")
             continue
         options = {k: (str(stage) if v == "FIRST_STAGE" else v)
                    for k, v in OPTIONS[family].items()}  # fmt: skip
