@@ -240,9 +240,12 @@ class Views:
         return z.tolist(), label, shown
 
     def decode(self, name: str | None, z: list[float], label: int = -1) -> np.ndarray:
+        from genlab.latent import model_device
+
         e, model = self.entry(name), self.model(name)
-        zt = torch.tensor([z], dtype=torch.float32)
-        y = torch.tensor([max(label, 0)]) if e.conditional else None
+        device = model_device(model)
+        zt = torch.tensor([z], dtype=torch.float32, device=device)
+        y = torch.tensor([max(label, 0)], device=device) if e.conditional else None
         with self._lock, torch.inference_mode():
             x = model.decode(zt, y) if y is not None else model.decode(zt)
         return enlarge(to_uint8(x[0]))

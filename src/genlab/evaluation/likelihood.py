@@ -84,13 +84,14 @@ def nll(
     if conditional and (labels < 0).any():
         raise GenlabError(f"{run}: a conditional model needs the test labels")
     model.eval()
+    device = next(model.parameters()).device  # the images go there; the noise is drawn on the CPU
     g = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
     columns: dict[str, list[torch.Tensor]] = {}
     with torch.inference_mode(), tqdm(total=n, desc="nll", disable=not progress) as bar:
         for start in range(0, n, batch_size):
-            x = images[start : start + batch_size].float().div_(255.0)
-            y = labels[start : start + batch_size] if conditional else None
+            x = images[start : start + batch_size].to(device).float().div_(255.0)
+            y = labels[start : start + batch_size].to(device) if conditional else None
             if isinstance(model, PixelCNN):
                 got = {"exact NLL": -model.log_prob(model.quantize(x), y)}
             elif isinstance(model, VAE):

@@ -34,7 +34,16 @@ import torch
 from torch import nn
 
 from genlab.data import Batch, Shard
-from genlab.diffusion import SAMPLERS, SCHEDULES, TARGETS, Samples, cfg_model, make_schedule, sample
+from genlab.diffusion import (
+    SAMPLERS,
+    SCHEDULES,
+    TARGETS,
+    Samples,
+    cfg_model,
+    make_schedule,
+    randn_on,
+    sample,
+)
 from genlab.errors import GenlabError
 from genlab.family import (
     CONDITIONAL,
@@ -233,8 +242,8 @@ class Diffusion(nn.Module):
     ) -> torch.Tensor:
         """Images x (B, C, H, W) in [0, 1] -> x0 of the process: 2x - 1, or the scaled latent
         latent_scale * z with z ~ q(z | x) of the VAE (B, *latent_shape), its noise drawn from
-        `generator`, else from the global RNG through `shard` (the rows of a global batch x
-        holds)."""
+        `generator` (on the generator's device, then moved to x's), else from the global RNG
+        through `shard` (the rows of a global batch x holds)."""
         if self.vae is None:
             return 2.0 * x - 1.0
         with torch.no_grad():
@@ -242,7 +251,7 @@ class Diffusion(nn.Module):
             if generator is None:
                 eps = shard.randn(mu.shape, device=mu.device, dtype=mu.dtype)
             else:
-                eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+                eps = randn_on(mu.shape, generator, mu.device, mu.dtype)
             z = mu + (0.5 * logvar).exp() * eps
         return self.config.latent_scale * z
 
@@ -313,9 +322,13 @@ class Diffusion(nn.Module):
             guidance: classifier-free guidance weight w: eps_u + w (eps_c - eps_u); 1 is the
                 plain conditional model, 0 the unconditional one.
             context: (states (B, L, D), mask (B, L)) of a prompt, for text models (overrides y).
+
+        y and context are moved to the network's device.
         """
         cfg = self.config
         K = cfg.num_classes
+        y = None if y is None else y.to(self.device)
+        context = None if context is None else tuple(c.to(self.device) for c in context)
         w = cfg.guidance if guidance is None else guidance
         if not K:
             return lambda x_t, t: self.unet(x_t, t)
@@ -498,11 +511,12 @@ class Diffusion(nn.Module):
 def latent_scale_of(vae, images: torch.Tensor, seed: int = 0) -> tuple[float, float]:
     """The scale and the clipping bound of a VAE's latents over `images` (N, C, H, W) in [0, 1]:
     1 / std of z ~ q(z | x) (Rombach et al. 2022, sec. 4.3.2: the latent is rescaled to unit
-    variance before diffusion), and the largest |z| after that scaling, rounded up."""
+    variance before diffusion), and the largest |z| after that scaling, rounded up. The images
+    go to the VAE's device; the noise is drawn on the CPU (the same on every device)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        mu, logvar = vae.encode_dist(images)
-        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g)
+        mu, logvar = vae.encode_dist(images.to(next(vae.parameters()).device))
+        z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=g).to(mu.device)
     scale = 1.0 / max(float(z.std()), 1e-8)
     return scale, math.ceil(float((z * scale).abs().max()))
 

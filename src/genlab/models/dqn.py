@@ -199,8 +199,9 @@ class QNetwork(nn.Module):
 
     @torch.inference_mode()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Greedy actions argmax_a Q(s, a) of a batch of observations: (B,) int64."""
-        return self(obs).argmax(dim=-1)
+        """Greedy actions argmax_a Q(s, a) of a batch of observations (moved to the network's
+        device): (B,) int64 on that device."""
+        return self(obs.to(next(self.parameters()).device)).argmax(dim=-1)
 
     def td_loss(
         self, sample, target: nn.Module, double: bool = True

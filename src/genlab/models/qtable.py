@@ -79,8 +79,9 @@ class QTable(nn.Module):
 
     @torch.inference_mode()
     def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """Greedy actions argmax_a Q(s, a) (ties: the lowest action)."""
-        return self(obs).argmax(dim=-1)
+        """Greedy actions argmax_a Q(s, a) (ties: the lowest action); the states are moved to
+        the table's device."""
+        return self(obs.to(self.q.device)).argmax(dim=-1)
 
 
 def configure(options: dict, info) -> Configured:

@@ -457,8 +457,9 @@ class StyleGAN(nn.Module):
         return self.generator.synthesis.const.device
 
     def mapping(self, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
-        """w = f(z), truncated towards w_avg by psi: (B, w_dim)."""
-        return truncate(self.generator.mapping(z), self.w_avg, psi)
+        """w = f(z), truncated towards w_avg by psi: (B, w_dim) on the model's device (z is
+        moved there)."""
+        return truncate(self.generator.mapping(z.to(self._device())), self.w_avg, psi)
 
     def noise(self, n: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
         """Per-layer noise maps (n, 1, H, W) from `generator`; n = 1 gives maps that every

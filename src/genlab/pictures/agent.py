@@ -147,6 +147,8 @@ def _span(info, d: int) -> tuple[float, float]:
 def _two_dims(model, info, actions, dims, resolution, plt):
     from matplotlib.colors import ListedColormap
 
+    from genlab.latent import model_device
+
     n = info.observation_shape[0]
     if dims is None:
         dims = (0, 2) if n >= 3 else (0, 1)
@@ -158,8 +160,9 @@ def _two_dims(model, info, actions, dims, resolution, plt):
     gx, gy = np.meshgrid(xs, ys)
     states = np.zeros((resolution * resolution, n), dtype=np.float32)
     states[:, i], states[:, j] = gx.ravel(), gy.ravel()
+    device = model_device(model)
     with torch.inference_mode():
-        q = model(torch.from_numpy(states)).float().numpy()
+        q = model(torch.from_numpy(states).to(device)).float().cpu().numpy()
     best = q.max(axis=1).reshape(resolution, resolution)
     greedy = q.argmax(axis=1).reshape(resolution, resolution)
     names = _names(STATE_NAMES, info.spec.env) or tuple(f"s[{d}]" for d in range(n))
@@ -185,6 +188,7 @@ def _two_dims(model, info, actions, dims, resolution, plt):
 
 
 def _grid_world(model, info, actions, plt):
+    from genlab.latent import model_device
     from genlab.rl.env import make_env
 
     env = make_env(info.spec.env)
@@ -198,7 +202,8 @@ def _grid_world(model, info, actions, plt):
     else:
         side = int(math.isqrt(info.n_states))
         rows, cols = (side, side) if side * side == info.n_states else (1, info.n_states)
-    q = model(torch.arange(info.n_states)).float().detach().numpy()
+    device = model_device(model)
+    q = model(torch.arange(info.n_states, device=device)).float().detach().cpu().numpy()
     best, greedy = q.max(axis=1).reshape(rows, cols), q.argmax(axis=1).reshape(rows, cols)
     arrows = _names(ARROWS, info.spec.env)
     fig, ax = plt.subplots(figsize=(1.0 * cols + 2, 1.0 * rows + 1))

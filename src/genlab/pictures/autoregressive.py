@@ -61,7 +61,7 @@ def complete(
         ys = None if y is None else y.repeat_interleave(samples, 0)
         done = model.sample(
             n * samples, generator=g, y=ys, temperature=temperature, x0=repeated, start_row=start
-        )
+        ).cpu()
     bh = model.config.block[0]
     masked = x.clone()
     masked[:, :, start * bh :] = 0.5
@@ -88,8 +88,10 @@ class Animation(NamedTuple):
 
 def written_so_far(model: PixelCNN, v: torch.Tensor, done: int) -> torch.Tensor:
     """Images being sampled, as `sample`'s callback sees them (level ids on the block grid
-    (n, P, h, w)): the first `done` positions in raster order, the rest grey. (n, C, H, W)."""
+    (n, P, h, w), on the model's device): the first `done` positions in raster order, the rest
+    grey. (n, C, H, W) on the CPU."""
     h, w = model.grid
+    v = v.cpu()
     written = torch.zeros(1, model.positions, h, w, dtype=torch.bool)
     written.view(-1, h * w)[:, :done] = True
     grey = torch.full((len(v), model.config.channels, *model.config.block), 0.5).flatten(1)
@@ -185,10 +187,10 @@ def blur(
         y = class_ids(run, model, None, n)
         with torch.inference_mode():
             start = time.perf_counter()
-            drawn = model.sample(n, generator=torch.Generator().manual_seed(seed), y=y)
+            drawn = model.sample(n, generator=torch.Generator().manual_seed(seed), y=y).cpu()
             seconds = (time.perf_counter() - start) / n
             means = model.sample(n, generator=torch.Generator().manual_seed(seed), y=y, mean=True)
-        tiles += [drawn, means]
+        tiles += [drawn, means.cpu()]
         scores = [_score(run, model, eval_n, seed, mean, evaluators, progress) for mean in (0, 1)]
         if scores[0][2] is not None:  # timed over eval_n samples in batches: less overhead
             seconds = scores[0][2]

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 
+from genlab.diffusion import randn_on
 from genlab.errors import GenlabError
 from genlab.models.ddpm import Diffusion
 from genlab.pictures import Picture, frames_gif, frames_strip
@@ -129,17 +130,18 @@ def forward_strip(
     """Each image noised by q(x_t | x_0) at each timestep, with one noise draw per image.
 
     Args:
-        images: (N, C, H, W) in [0, 1].
+        images: (N, C, H, W) in [0, 1] (moved to the model's device).
         timesteps: the columns, e.g. `strip_timesteps(T, 9)`.
+        generator: the noise, drawn on its own device (the same on every device for a CPU one).
 
     Returns:
-        (N * len(timesteps), C, H, W), row-major: one row per image.
+        (N * len(timesteps), C, H, W) on the CPU, row-major: one row per image.
     """
-    x0 = model.to_diffusion_space(images, generator=generator)  # (N, *latent_shape)
-    eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    x0 = model.to_diffusion_space(images.to(model.device), generator=generator)  # (N, *latent)
+    eps = randn_on(x0.shape, generator, x0.device, x0.dtype)
     rows = [model.schedule.q_sample(x0, t, eps) for t in timesteps]  # each (N, ...)
     x_t = torch.stack(rows, dim=1).flatten(0, 1)  # (N * columns, ...)
-    return model.to_images(x_t)
+    return model.to_images(x_t).cpu()
 
 
 @torch.inference_mode()
@@ -149,11 +151,12 @@ def reverse_frames(
     """The reverse process as `frames` pictures of n samples: x_T, intermediate x_t, x_0.
 
     `options` go to `Diffusion.sample_process` (y, sampler, steps, guidance, context,
-    model_fn). Returns the frames, each (n, C, H, W) in [0, 1], and their timesteps (T for the
-    pure noise, -1 for the end).
+    model_fn). Returns the frames, each (n, C, H, W) in [0, 1] on the CPU, and their timesteps
+    (T for the pure noise, -1 for the end).
     """
     result = model.sample_process(n, generator=generator, n_snapshots=max(frames - 1, 1), **options)
-    pictures = [model.to_images(result.x_T)] + [model.to_images(s.x_t) for s in result.snapshots]
+    steps = [result.x_T] + [s.x_t for s in result.snapshots]
+    pictures = [model.to_images(x_t).cpu() for x_t in steps]
     timesteps = [model.schedule.T] + [s.t for s in result.snapshots]
     return pictures, timesteps
 
@@ -178,7 +181,7 @@ def guidance_sweep(
         model_fns: for classifier guidance, one `model_fn` per scale (replacing the model's).
 
     Returns:
-        (len(scales) * columns, C, H, W).
+        (len(scales) * columns, C, H, W) on the CPU.
     """
     rows = []
     for i, w in enumerate(scales):
@@ -189,5 +192,5 @@ def guidance_sweep(
         else:
             kwargs["guidance"] = w
         x0 = model.sample_process(columns, generator=g, y=y, context=context, **kwargs).x0
-        rows.append(model.to_images(x0))
+        rows.append(model.to_images(x0).cpu())
     return torch.cat(rows)

@@ -255,8 +255,10 @@ def translate(
     if direction not in ("ab", "ba"):
         raise GenlabError(f"--direction {direction}: use ab (A to B) or ba (B to A)")
     names, x = read_images(images, model.config.image_size, model.config.channels)
+    device = next(model.parameters()).device
     with torch.inference_mode():
-        y = torch.cat([model.translate(c.float() / 255, direction) for c in x.split(64)])
+        parts = [model.translate(c.to(device).float() / 255, direction) for c in x.split(64)]
+    y = torch.cat([p.cpu() for p in parts])
     label = dict(zip("ab", run.config.get("domains", ["A", "B"]), strict=True))
     return Translation(
         x.float() / 255, y.float(), list(names), f"{label[direction[0]]} -> {label[direction[1]]}"

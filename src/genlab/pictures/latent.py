@@ -56,13 +56,17 @@ def _info(run, seed: int | None) -> dict[str, str]:
 
 def reconstruct(run: str | os.PathLike, n: int = 16, seed: int = 0) -> Picture:
     """Random test images (odd rows) above their reconstructions decode(encode(x)) (even rows)."""
+    from genlab.latent import model_device
+
     run = Run.of(run)
     model, data = run.model(), test_data(run)
     _needs(model, "encode", "decode")
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     batch = data.batch(idx)
+    device = model_device(model)
+    x, y = batch.x.to(device), batch.y.to(device)
     with torch.inference_mode():
-        recon = model.decode(model.encode(batch.x, batch.y), batch.y)
+        recon = model.decode(model.encode(x, y), y).cpu()
     rows, per_row = [], 8
     for i in range(0, len(idx), per_row):
         rows += [batch.x[i : i + per_row], recon[i : i + per_row]]
@@ -212,7 +216,7 @@ def walk(run: str | os.PathLike, dims: int = 8, steps: int = 9, seed: int = 0) -
     """Walks along single latent dimensions around a test image's latent, one row each, the
     most used dimensions first (steps in units of their spread); for a GAN (no encoder) around
     a random z ~ N(0, I)."""
-    from genlab.latent import embed, latent_walk
+    from genlab.latent import embed, encode_batched, latent_walk
 
     run = Run.of(run)
     model = run.model()
@@ -227,8 +231,7 @@ def walk(run: str | os.PathLike, dims: int = 8, steps: int = 9, seed: int = 0) -
     i = int(torch.randint(len(data), (1,), generator=g))
     b = data.batch(torch.tensor([i]))
     std = embed(model, _subset(data, min(2000, len(data)))).std(0)
-    with torch.inference_mode():
-        z = model.encode(b.x, b.y)[0]
+    z = encode_batched(model, b.x, b.y)[0]
     order = std.argsort(descending=True)[: min(dims, z.shape[0])].tolist()
     grid = latent_walk(model, z, order, steps=steps, std=std, y=b.y)
     return Picture(grid.flatten(0, 1), steps, _info(run, seed))

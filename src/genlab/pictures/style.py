@@ -62,7 +62,7 @@ def style_mix(
     noise = model.noise(1, torch.Generator().manual_seed(seed))  # shared by every tile
 
     def draw(ws: torch.Tensor) -> torch.Tensor:
-        return model.synthesize(ws, noise)
+        return model.synthesize(ws, noise).cpu()
 
     blank = torch.ones(1, model.config.channels, *[model.config.image_size] * 2)
     tiles = [blank, draw(w_cols)]
@@ -89,7 +89,7 @@ def truncation(
     noise = model.noise(1, torch.Generator().manual_seed(seed))  # shared by every tile
     ws = torch.stack([torch.lerp(model.w_avg.expand_as(w), w, p) for p in psis], 1)  # (n, P, D)
     flat = ws.flatten(0, 1)
-    x = model.synthesize(flat, noise)
+    x = model.synthesize(flat, noise).cpu()
     info = {"run": str(run), "seed": str(seed), "psi": ",".join(map(str, psis))}
     note = f"columns: psi = {', '.join(map(str, psis))}; psi = 0 is the mean w for every row"
     return Picture(x.float(), len(psis), info, note)
@@ -118,7 +118,7 @@ def noise_variation(
     rows, stds, maps = [], [], []
     for i in range(n):
         wi = w[i : i + 1].expand(draws, -1)
-        x = model.synthesize(wi, model.noise(draws, g)).float()  # (draws, C, H, W)
+        x = model.synthesize(wi, model.noise(draws, g)).float().cpu()  # (draws, C, H, W)
         std = x.std(0).mean(0, keepdim=True)  # (1, H, W), over draws, averaged over channels
         stds.append(float(std.mean()))
         rows.append(x[:variations])
@@ -171,12 +171,14 @@ def path_length(
     lerp in w), the same noise at both ends; d is the squared distance between the feature
     network's embeddings (the shipped Fashion-MNIST classifier, or `features`, a classifier run)
     instead of the paper's LPIPS on ImageNet VGG features. The 1% tails are dropped, as in the
-    paper. Computed in float32, as in the paper.
+    paper. Computed in float32, as in the paper. z and t are drawn on the CPU.
     """
     from genlab.evaluation import load_feature_network
+    from genlab.latent import model_device
 
     model = stylegan_model(run)
     net = load_feature_network(run=features)
+    device, net_device = model_device(model), model_device(net)
     if n < 2 or eps <= 0:
         raise GenlabError("--n must be >= 2 and --eps > 0")
     g = torch.Generator().manual_seed(seed)
@@ -189,13 +191,14 @@ def path_length(
             noise = [torch.cat([m, m]) for m in model.noise(b, g)]  # the same at both ends
             w0, w1 = model.mapping(z0), model.mapping(z1)
             t1 = t + eps
+            tw, tw1 = t[:, None].to(device), t1[:, None].to(device)
             ends = {
                 "z": model.mapping(torch.cat([slerp(z0, z1, t), slerp(z0, z1, t1)])),
-                "w": torch.cat([torch.lerp(w0, w1, t[:, None]), torch.lerp(w0, w1, t1[:, None])]),
+                "w": torch.cat([torch.lerp(w0, w1, tw), torch.lerp(w0, w1, tw1)]),
             }
             for space, ws in ends.items():
-                f = net(model.synthesize(ws, noise, clamp=False))
-                dists[space].append((f[:b] - f[b:]).square().sum(1) / eps**2)
+                f = net(model.synthesize(ws, noise, clamp=False).to(net_device))
+                dists[space].append(((f[:b] - f[b:]).square().sum(1) / eps**2).cpu())
     ppl = {}
     for space, d in dists.items():
         d = torch.cat(d)
@@ -216,9 +219,10 @@ def _interpolations(run, model, pairs: int, steps: int, seed: int) -> Picture:
         zs = slerp(z0.expand(steps, -1), z1.expand(steps, -1), t)
         zs = zs * (z0.norm() * (1 - t) + z1.norm() * t)[:, None]  # slerp on the sphere, rescaled
         w0, w1 = model.mapping(torch.stack([z0, z1]))
-        ws = {"z": model.mapping(zs), "w": torch.lerp(w0.expand(steps, -1), w1, t[:, None])}
+        tw = t[:, None].to(w0.device)
+        ws = {"z": model.mapping(zs), "w": torch.lerp(w0.expand(steps, -1), w1, tw)}
         for space in ("z", "w"):
-            tiles.append(model.synthesize(ws[space], noise))
+            tiles.append(model.synthesize(ws[space], noise).cpu())
     info = {"run": str(run), "seed": str(seed)}
     note = "row pairs: the same two seeds interpolated in z (slerp, upper) and in w (lerp, lower)"
     return Picture(torch.cat(tiles).float(), steps, info, note)
