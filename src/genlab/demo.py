@@ -198,6 +198,19 @@ def _available(name: str, config: DemoConfig) -> bool:
     return not config.retrain and name in shipped_names()
 
 
+def _also_shipped(
+    config: DemoConfig, say, section: Section, name: str, family: str, figure: Figure
+) -> list[Figure]:
+    """A second shipped run shown by one figure (the conditional VAE and GAN, the pixel DDPM):
+    copied into the folder the figure's command names, and the figure; nothing when the demo
+    retrains or the run does not ship."""
+    if not _available(name, config):
+        return []
+    run = config.out / figure.argv[1]
+    section.trained.append(demo_run(run, family, None, config, say, False, shipped=name))
+    return [figure]
+
+
 def _vae(config: DemoConfig, say, section: Section) -> Plan:
     out, r = config.out, "run"
     trained = demo_run(out / r, "vae", config.minutes, config, say, False, shipped="vae")
@@ -227,14 +240,11 @@ def _vae(config: DemoConfig, say, section: Section) -> Plan:
         Figure("loss.png", "Training curves", "Loss, reconstruction and KL terms, learning rate.",
                ("plot", r, "--out", "loss.png")),
     ]  # fmt: skip
-    if _available("cvae", config):
-        section.trained.append(demo_run(out / "cvae-run", "vae", None, config, say, False,
-                                        shipped="cvae"))  # fmt: skip
-        figures.append(
-            Figure("cvae_samples.png", "A conditional VAE: one class per column",
-                   "decode(z, y): the same z along each row, the class y along each column.",
-                   ("sample", "cvae-run", "--n", "100", "--out", "cvae_samples.png")),
-        )  # fmt: skip
+    figures += _also_shipped(config, say, section, "cvae", "vae", Figure(
+        "cvae_samples.png", "A conditional VAE: one class per column",
+        "decode(z, y): the same z along each row, the class y along each column.",
+        ("sample", "cvae-run", "--n", "100", "--out", "cvae_samples.png"),
+    ))  # fmt: skip
     evaluate = out / r if section.recorded is None else None
     return Plan(figures, evaluate, config.eval_n, "evaluation.txt")
 
@@ -258,15 +268,12 @@ def _gan(config: DemoConfig, say, section: Section) -> Plan:
                "The generator's gradient against D(G(z)) for both losses, with this run's "
                "points.", ("gan-gradients", r, "--out", "gan_gradients.png")),
     ]  # fmt: skip
-    if _available("cgan", config):
-        section.trained.append(demo_run(out / "cgan-run", "cgan", None, config, say, False,
-                                        shipped="cgan"))  # fmt: skip
-        figures.append(
-            Figure("cgan_samples.png", "A conditional GAN: one class per column",
-                   "G(z, y) with a projection discriminator and mode seeking: the class y along "
-                   "each row, a new z in every image.",
-                   ("sample", "cgan-run", "--n", "100", "--out", "cgan_samples.png")),
-        )  # fmt: skip
+    figures += _also_shipped(config, say, section, "cgan", "cgan", Figure(
+        "cgan_samples.png", "A conditional GAN: one class per column",
+        "G(z, y) with a projection discriminator and mode seeking: the class y along each row, "
+        "a new z in every image.",
+        ("sample", "cgan-run", "--n", "100", "--out", "cgan_samples.png"),
+    ))  # fmt: skip
     evaluate = out / r if section.recorded is None else None
     return Plan(figures, evaluate, config.eval_n, "gan_evaluation.txt")
 
@@ -340,16 +347,12 @@ def _diffusion(config: DemoConfig, say, section: Section) -> Plan:
             "cross-attention, guidance w = 3." + unseen,
             ("txt2img", t2i.name, prompt, "--n", "16", "--out", f"txt2img_{name}.png"),
         ))  # fmt: skip
-    if _available("ddpm", config):
-        section.trained.append(demo_run(out / "ddpm-run", "ddpm", None, config, say, False,
-                                        shipped="ddpm"))  # fmt: skip
-        figures.append(
-            Figure("ddpm_samples.png", "Diffusion in pixel space",
-                   "A DDPM whose UNet denoises the 28x28 images themselves (DDIM, 50 steps): "
-                   "slower to train than the latent model above, which diffuses 4x7x7 latents.",
-                   ("sample", "ddpm-run", "--n", "64", "--out", "ddpm_samples.png")),
-        )  # fmt: skip
-    return Plan(figures)
+    return Plan(figures + _also_shipped(config, say, section, "ddpm", "ddpm", Figure(
+        "ddpm_samples.png", "Diffusion in pixel space",
+        "A DDPM whose UNet denoises the 28x28 images themselves (DDIM, 50 steps): slower to "
+        "train than the latent model above, which diffuses 4x7x7 latents.",
+        ("sample", "ddpm-run", "--n", "64", "--out", "ddpm_samples.png"),
+    )))  # fmt: skip
 
 
 def _pixelcnn(config: DemoConfig, say, section: Section) -> Plan:

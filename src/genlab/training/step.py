@@ -155,24 +155,16 @@ class Engine:
         device every step: the flags are kept on the device instead and read by
         `check_finite`, which the loop calls before it logs, draws or saves. A non-finite loss
         then stops training at the next of those, its update never saved."""
+        finite = torch.isfinite(loss.detach()).all()
         if self.defer_checks:
-            finite = torch.isfinite(loss.detach()).all()
             before = self._unchecked.get(what)
             self._unchecked[what] = (finite if before is None else before[0] & finite, lower)
             return
-        finite = torch.isfinite(loss.detach()).all()
-        if self.shard.world > 1:
-            import torch.distributed as dist
-
-            flag = finite.float().reshape(1)
-            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-            finite = flag[0] > 0
-        if finite.item():
-            return
-        raise GenlabError(
-            f"{what} became {loss.item()} at step {self.step + 1}; training stopped and "
-            f"{self._kept()} in {self.run_dir}; lower {lower} and resume or retrain"
-        )
+        if not self._everywhere(finite):
+            raise GenlabError(
+                f"{what} became {loss.item()} at step {self.step + 1}; training stopped and "
+                f"{self._kept()} in {self.run_dir}; lower {lower} and resume or retrain"
+            )
 
     def check_finite(self) -> None:
         """Read the loss flags `guard` deferred (one wait for the device); stop as `guard` would
@@ -180,18 +172,23 @@ class Engine:
         unchecked, self._unchecked = self._unchecked, {}
         first, self.checked_to = self.checked_to + 1, self.step
         for what, (finite, lower) in unchecked.items():
-            if self.shard.world > 1:
-                import torch.distributed as dist
-
-                flag = finite.float().reshape(1)
-                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                finite = flag[0] > 0
-            if not finite.item():
+            if not self._everywhere(finite):
                 raise GenlabError(
                     f"{what} became non-finite between steps {first} and {self.step}; training "
                     f"stopped and {self._kept()} in {self.run_dir}; lower {lower} and resume or "
                     "retrain"
                 )
+
+    def _everywhere(self, finite: torch.Tensor) -> bool:
+        """Whether the flag `finite` holds on every process (a collective under several: every
+        process calls it at the same point)."""
+        if self.shard.world > 1:
+            import torch.distributed as dist
+
+            flag = finite.float().reshape(1)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = flag[0] > 0
+        return bool(finite.item())
 
     def _kept(self) -> str:
         if checkpoint_dir(self.run_dir) is not None:
