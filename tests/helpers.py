@@ -120,6 +120,7 @@ TINY_OPTIONS = {  # every family's options for a tiny run (VAE: a spatial VAE ru
     "ddpm": ["--width", "8", "--steps", "2", "--conditional"],
     "ldm": ["--vae", "VAE", "--width", "8", "--steps", "2"],
     "txt2img": ["--vae", "VAE", "--width", "8", "--steps", "2"],
+    "flow-matching": ["--width", "8", "--mults", "1,2", "--steps", "2", "--conditional"],
     "classifier": ["--widths", "4,8", "--depths", "1,1", "--feature-dim", "8"],
     "noisy-classifier": ["--width", "8", "--mults", "1,2"],
     "pixelcnn": ["--width", "4", "--layers", "2", "--head-width", "8"],

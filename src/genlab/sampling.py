@@ -115,29 +115,37 @@ def sampling_options(
     classifier: str | os.PathLike | Run | None = None,
     classifier_scale: float = 1.0,
 ) -> dict[str, Any]:
-    """Diffusion sampling options as `Diffusion.sample` keywords; refused for other models."""
+    """Sampling options as keywords of the model's `sample`: a diffusion or flow-matching
+    model's sampler (among its own `SAMPLERS`) and steps, classifier-free guidance; DDIM's eta
+    and a noisy classifier for diffusion models. Refused for models that take none."""
     given = (sampler, steps, eta, guidance, classifier)
     if given == (None,) * 5:
         return {}
     from genlab.models.ddpm import Diffusion
     from genlab.models.noisy_classifier import NoisyClassifier
 
-    if not isinstance(model, Diffusion):
+    samplers = getattr(model, "SAMPLERS", None)
+    if samplers is None:
         raise GenlabError(
-            "--sampler, --steps, --eta, --guidance and --classifier are options of diffusion runs"
+            "--sampler, --steps, --guidance, --eta and --classifier are options of diffusion and "
+            "flow-matching runs"
         )
+    if not isinstance(model, Diffusion) and (eta, classifier) != (None, None):
+        raise GenlabError("--eta and --classifier are options of diffusion runs (DDIM, guidance)")
     options: dict[str, Any] = {}
     if sampler is not None:
-        options["sampler"] = sampler_named(sampler)
+        options["sampler"] = sampler_named(sampler, samplers)
     if steps is not None:
-        if not 1 <= steps <= model.config.T:
-            raise GenlabError(f"--steps {steps}: use 1 to {model.config.T}")
+        if not 1 <= steps <= model.max_steps:
+            raise GenlabError(f"--steps {steps}: use 1 to {model.max_steps}")
         options["steps"] = steps
     if eta is not None:
         options["eta"] = eta
     if guidance is not None:
         if not model.config.num_classes:
-            raise GenlabError("--guidance needs a conditional model (ddpm/ldm --conditional)")
+            raise GenlabError(
+                "--guidance needs a conditional model (ddpm/ldm/flow-matching --conditional)"
+            )
         options["guidance"] = guidance
     if classifier is not None:
         classifier = Run.of(classifier)

@@ -17,7 +17,7 @@ import click
 from genlab.devices import DEVICE_HELP
 from genlab.errors import GenlabError
 from genlab.options import Option
-from genlab.samplers import SAMPLER_NAMES, SAMPLERS
+from genlab.samplers import ALL_SAMPLER_NAMES, SAMPLERS
 
 
 class OptionType(click.ParamType):
@@ -114,14 +114,19 @@ TEMPERATURE = Option(
     min=0.0, min_open=True,
 )  # fmt: skip
 SAMPLER = Option(
-    "sampler", "str", None, "Diffusion: ddpm (all T steps), ddim or dpm (DPM-Solver++ 2M).",
-    choices=(*SAMPLER_NAMES, *(s for s in SAMPLERS if s not in SAMPLER_NAMES)),
+    "sampler", "str", None,
+    "Diffusion: ddpm (all T steps), ddim or dpm (DPM-Solver++ 2M); flow matching: euler, "
+    "midpoint or heun (2 evaluations per step).",
+    choices=(*ALL_SAMPLER_NAMES, *(s for s in SAMPLERS if s not in ALL_SAMPLER_NAMES)),
 )  # fmt: skip
-STEPS = Option("steps", "int", None, "Diffusion: steps of ddim/dpm (50).", min=1, max=100_000)
+STEPS = Option(
+    "steps", "int", None, "Diffusion and flow matching: sampler steps (the run's default: 50, 25).",
+    min=1, max=100_000,
+)  # fmt: skip
 ETA = Option("eta", "float", None, "Diffusion: DDIM eta (0 deterministic).", min=0.0, max=1.0)
 GUIDANCE = Option(
     "guidance", "float", None,
-    "Diffusion: classifier-free guidance weight w (1 = none, 0 = unconditional).",
+    "Diffusion, flow matching: classifier-free guidance weight w (1 = none, 0 = unconditional).",
     min=0.0, max=100.0,
 )  # fmt: skip
 CLASSIFIER = Option(

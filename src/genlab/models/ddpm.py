@@ -128,6 +128,9 @@ def caption_states(captions: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tenso
 class Diffusion(nn.Module):
     """A UNet, its forward process and (for latent diffusion) the frozen VAE around it."""
 
+    SAMPLERS = SAMPLERS
+    """The samplers `sample` takes (genlab.sampling checks a user's choice against them)."""
+
     def __init__(self, config: DiffusionConfig):
         super().__init__()
         if config.prediction not in TARGETS:
@@ -201,6 +204,11 @@ class Diffusion(nn.Module):
     def device(self) -> torch.device:
         """Where the network's weights are."""
         return next(self.unet.parameters()).device
+
+    @property
+    def max_steps(self) -> int:
+        """The most sampling steps: the forward process's T."""
+        return self.config.T
 
     # ------------------------------------------------------------------------- frozen parts
 

@@ -24,6 +24,7 @@ STEPS: dict[str, type[Step]] = {
     "ddpm": OneOptimizer,
     "ldm": OneOptimizer,
     "txt2img": OneOptimizer,
+    "flow-matching": OneOptimizer,
     "pixelcnn": OneOptimizer,
     "dqn": DQNStep,
     "qtable": QTableStep,
