@@ -6,6 +6,8 @@ Each family gives what it can, and says whether it is exact or a bound on -log p
 - VAE: -ELBO and the tighter importance-weighted bound (IWAE, k samples); both upper bounds.
 - DDPM (pixel space): the variational bound of Ho et al. 2020, eq. 5, estimated by Monte Carlo
   over t (an upper bound in expectation, reported with its standard error).
+- Models with a `likelihoods(x, y, *, generator)` method (`Scored`) give their own rows: Glow's
+  -log p(x + u) of the dequantized images (an upper bound on the discrete NLL in expectation).
 
 A run trained with --binarize is scored on the test set binarized once with a fixed seed
 (`genlab.data.binarized`), the same bits for every run and family; others on the 8-bit pixels.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 
@@ -40,6 +42,34 @@ class Likelihood(NamedTuple):
     bpd: float
     exact: bool
     stderr: float
+
+
+@runtime_checkable
+class Scored(Protocol):
+    """A model that scores images itself: (what, -log p per image (B,) in nats, exact) rows, the
+    noise drawn from `generator`."""
+
+    def likelihoods(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, *, generator: torch.Generator
+    ) -> list[tuple[str, torch.Tensor, bool]]: ...
+
+
+def _measures(model, x, y, g: torch.Generator, k: int, draws: int):
+    """The (what, -log p per image, exact) rows of a model on one batch."""
+    from genlab.models.pixelcnn import PixelCNN
+    from genlab.models.vae import VAE
+
+    if isinstance(model, Scored):
+        return model.likelihoods(x, y, generator=g)
+    if isinstance(model, PixelCNN):
+        return [("exact NLL", -model.log_prob(model.quantize(x), y), True)]
+    if isinstance(model, VAE):
+        return [
+            ("-ELBO", -model.elbo(x, y, generator=g).elbo, False),
+            (f"IWAE NLL (k={k})", -model.iwae_log_likelihood(x, y, k=k, generator=g), False),
+        ]
+    what = f"variational bound ({draws} t per image)"
+    return [(what, model.vlb(x, y, draws=draws, generator=g), False)]
 
 
 def _row(what: str, per_image: torch.Tensor, dims: int, exact: bool) -> Likelihood:
@@ -70,9 +100,10 @@ def nll(
     from genlab.models.vae import VAE
 
     run = Run.of(run)
-    if not issubclass(run.family.model, PixelCNN | VAE | Diffusion):
+    cls = run.family.model
+    if not (issubclass(cls, PixelCNN | VAE | Diffusion) or hasattr(cls, "likelihoods")):
         raise GenlabError(
-            f"{run}: a {run.name} run has no likelihood; nll scores pixelcnn, vae, ddpm"
+            f"{run}: a {run.name} run has no likelihood; nll scores pixelcnn, glow, vae, ddpm"
         )
     model = run.model()
     data = test_data(run)
@@ -88,25 +119,13 @@ def nll(
     g = torch.Generator().manual_seed(seed)
     dims = images[0].numel()
     columns: dict[str, list[torch.Tensor]] = {}
+    exact: dict[str, bool] = {}
     with torch.inference_mode(), tqdm(total=n, desc="nll", disable=not progress) as bar:
         for start in range(0, n, batch_size):
             x = images[start : start + batch_size].to(device).float().div_(255.0)
             y = labels[start : start + batch_size].to(device) if conditional else None
-            if isinstance(model, PixelCNN):
-                got = {"exact NLL": -model.log_prob(model.quantize(x), y)}
-            elif isinstance(model, VAE):
-                got = {
-                    "-ELBO": -model.elbo(x, y, generator=g).elbo,
-                    f"IWAE NLL (k={k})": -model.iwae_log_likelihood(x, y, k=k, generator=g),
-                }
-            else:
-                got = {
-                    f"variational bound ({draws} t per image)": model.vlb(
-                        x, y, draws=draws, generator=g
-                    )
-                }
-            for what, value in got.items():
+            for what, value, is_exact in _measures(model, x, y, g, k, draws):
                 columns.setdefault(what, []).append(value.cpu())
+                exact[what] = is_exact
             bar.update(len(x))
-    exact = isinstance(model, PixelCNN)
-    return [_row(what, torch.cat(v), dims, exact) for what, v in columns.items()], n
+    return [_row(what, torch.cat(v), dims, exact[what]) for what, v in columns.items()], n
