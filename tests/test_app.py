@@ -28,6 +28,8 @@ def runs(tmp_path_factory, fmnist_dir) -> Path:
         genlab.create("vae", root / "vae", latent_dim=4, widths=(4, 8), conditional=True,
                       max_steps=20, **data),
         genlab.create("ddpm", root / "ddpm", width=8, conditional=True, max_steps=2, **data),
+        genlab.create("flow-matching", root / "fm", width=8, mults=(1, 2), steps=3,
+                      conditional=True, max_steps=2, **data),
         genlab.create("pixelcnn", root / "pixelcnn", width=4, layers=2, head_width=8,
                       max_steps=2, **data),
         genlab.create("dqn", root / "dqn", width=8, learning_starts=1, eval_every=0,
@@ -101,6 +103,17 @@ def test_sample_is_seeded_and_writes_a_png_with_its_metadata_in_the_app_folder(v
     assert views.controls("pixelcnn").temperature
     path, caption = views.sample("ddpm", 0, 2, sampler="ddim", steps=3, guidance=2.0)
     assert path.is_file() and "guidance 2.0" in caption
+
+
+def test_each_run_offers_its_own_samplers_its_default_first(views):
+    assert views.controls("ddpm").samplers == ("ddim", "ddpm", "dpm")
+    flow = views.controls("fm")
+    assert flow.samplers == ("euler", "midpoint", "heun") and flow.steps == 3 and flow.guidance
+    assert not views.controls("vae").samplers and not views.controls("vae").diffusion
+    path, caption = views.sample("fm", 0, 2, sampler="heun", steps=2, guidance=2.0)
+    assert path.is_file() and "heun" in caption
+    with pytest.raises(GenlabError, match="this run takes euler, midpoint, heun"):
+        views.sample("fm", 0, 2, sampler="ddim", steps=2)
 
 
 def test_latent_directions_are_principal_axes_and_sliders_decode_along_them(views):

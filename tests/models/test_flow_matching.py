@@ -162,3 +162,34 @@ def test_latent_flow_matching_on_a_vae_run(fmnist_dir, tmp_path):
         assert torch.equal(value, first_stage[name]), name
     images = genlab.sample(run, 3, seed=0).images
     assert images.shape == (3, 1, 28, 28)
+
+
+def test_nfe_sweep_scores_flow_and_diffusion_runs_on_one_plot(fm_run, fmnist_dir, tmp_path):
+    ddpm = tmp_path / "ddpm"
+    assert main(["train", "ddpm", "--data-dir", str(fmnist_dir), "--max-steps", "1",
+                 *TRAIN[:-2], "--out", str(ddpm)]) == 0  # fmt: skip
+    out, points = tmp_path / "nfe.png", tmp_path / "nfe.json"
+    assert main(["nfe-sweep", str(fm_run), str(ddpm), "--n", "20", "--nfe", "1,2", "--out",
+                 str(out), "--json", str(points), "--no-progress"]) == 0  # fmt: skip
+    got = json.loads(points.read_text())["points"]
+    assert [(p["family"], p["sampler"], p["nfe"]) for p in got] == [
+        ("flow-matching", "euler", 1), ("flow-matching", "euler", 2),
+        ("ddpm", "ddim", 1), ("ddpm", "ddim", 2),
+    ]  # fmt: skip
+    assert all(p["fd"] > 0 for p in got) and out.stat().st_size > 1000
+    # each point is the run's ordinary evaluation record with that sampler and step count
+    record = json.loads((fm_run / "eval" / "eval-n20-seed0-sampler_euler-steps_2.json").read_text())
+    assert record["metrics"]["fd"] == got[1]["fd"]
+    # a two-evaluation solver has no point at NFE 1
+    assert main(["nfe-sweep", str(fm_run), "--sampler", "heun", "--n", "20", "--nfe", "1,2",
+                 "--out", str(out), "--json", str(points), "--no-progress"]) == 0  # fmt: skip
+    assert [p["nfe"] for p in json.loads(points.read_text())["points"]] == [2]
+
+
+def test_nfe_sweep_refuses_runs_without_sampler_steps(fmnist_dir, tmp_path, capsys):
+    vae = tmp_path / "vae"
+    assert main(["train", "vae", "--widths", "4,8", "--data-dir", str(fmnist_dir),
+                 "--max-steps", "1", "--batch-size", "16", "--no-progress",
+                 "--out", str(vae)]) == 0  # fmt: skip
+    assert main(["nfe-sweep", str(vae), "--n", "20", "--out", str(tmp_path / "x.png")]) == 2
+    assert "no sampler steps" in one_line_error(capsys)

@@ -19,10 +19,10 @@ from genlab.app.widgets import (
     safe,
     whole_number,
 )
-from genlab.samplers import SAMPLER_NAMES
+from genlab.samplers import ALL_SAMPLER_NAMES
 
-SAMPLERS = list(SAMPLER_NAMES)
-"""The Sample tab's choices of sampler (for diffusion runs)."""
+SAMPLERS = list(ALL_SAMPLER_NAMES)
+"""The Sample tab's choices of sampler (each run offers its own: diffusion or flow)."""
 LOSSES = ["ns", "minimax", "hinge", "wgan-gp"]
 DIRECTIONS = 6
 """Sliders of the latent explorer: the first principal directions of the encoded test set."""
@@ -41,7 +41,7 @@ def sample_tab(page: gr.Blocks, views: Views, runs: RunDropdowns) -> None:
         with gr.Row():
             cls = gr.Dropdown([EVERY_CLASS], value=EVERY_CLASS, label="Class", visible=False)
             sampler = gr.Dropdown(SAMPLERS, value="ddim", label="Sampler", visible=False)
-            steps = gr.Slider(5, 200, value=50, step=1, label="Steps", visible=False)
+            steps = gr.Slider(1, 200, value=50, step=1, label="Steps", visible=False)
             guidance = gr.Slider(0, 8, value=3, step=0.5, label="Guidance w", visible=False)
             temp = gr.Slider(0.1, 2, value=1.0, step=0.05, label="Temperature", visible=False)
         go = gr.Button("Sample", variant="primary", elem_id="sample-go")
@@ -60,8 +60,12 @@ def sample_tab(page: gr.Blocks, views: Views, runs: RunDropdowns) -> None:
             return (
                 info if not c.note else f"{info}\n\n{c.note}",
                 gr.update(choices=classes, value=EVERY_CLASS, visible=bool(c.classes)),
-                gr.update(visible=c.diffusion),
-                gr.update(visible=c.diffusion),
+                gr.update(
+                    choices=list(c.samplers),
+                    value=c.samplers[0] if c.samplers else None,
+                    visible=c.diffusion,
+                ),
+                gr.update(value=c.steps or 50, visible=c.diffusion),
                 gr.update(visible=c.guidance),
                 gr.update(visible=c.temperature),
             )

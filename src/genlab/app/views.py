@@ -66,11 +66,17 @@ class Controls:
     """Which sampling controls apply to a run (the Sample tab shows only those)."""
 
     classes: list[str]
-    diffusion: bool
+    samplers: tuple[str, ...]  # the run's samplers (short names), the default first; () none
+    steps: int  # the run's default sampler steps (0 without samplers)
     guidance: bool
     temperature: bool
     prompt: bool
     note: str
+
+    @property
+    def diffusion(self) -> bool:
+        """The run takes a sampler and steps (diffusion, flow matching)."""
+        return bool(self.samplers)
 
 
 @dataclass(frozen=True)
@@ -134,14 +140,22 @@ class Views:
     # -- Sample -----------------------------------------------------------------------------
 
     def controls(self, name: str | None) -> Controls:
+        from genlab.families import get_family
+        from genlab.samplers import short_names
+
         e = self.entry(name)
-        diffusion = bool({DIFFUSION, TEXT} & e.can)
+        samplers = getattr(get_family(e.family).model, "SAMPLERS", ()) if e.family else ()
+        model = e.config.get("model") or {}
+        if samplers and model.get("sampler") in samplers:  # the run's default first
+            samplers = (model["sampler"], *(s for s in samplers if s != model["sampler"]))
         classes = e.class_names if e.conditional else []
         prompt = TEXT in e.can
         note = "Text to image: write a prompt in the Text to image tab." if prompt else ""
+        steps = int(model.get("steps") or 50) if samplers else 0
         return Controls(
-            classes, diffusion, diffusion and e.conditional, STEPWISE in e.can, prompt, note
-        )
+            classes, short_names(samplers), steps, bool(samplers) and e.conditional,
+            STEPWISE in e.can, prompt, note,
+        )  # fmt: skip
 
     def sample(
         self,

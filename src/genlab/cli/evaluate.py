@@ -124,4 +124,38 @@ def compare(runs, n, seed, html: Path, **options) -> None:
     echo(f"wrote {html}")
 
 
-COMMANDS = [eval_, compare]
+@click.command("nfe-sweep")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@opt(Option("n", "int", 1000, "Samples per point.", min=10, max=1_000_000))
+@opt(SEED)
+@opt(Option("nfe", "ints", (1, 2, 4, 8, 16, 32, 64), "Network evaluations per sample to try.",
+            min=1, max=100_000))  # fmt: skip
+@opt(Option("sampler", "str", None,
+            "The solver of every run (default: euler for flow matching, ddim for diffusion).",
+            choices=("euler", "midpoint", "heun", "ddim", "dpm")))  # fmt: skip
+@opt(GUIDANCE)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("nfe_sweep.png"),
+              show_default=True, help="The plot to write (PNG).")  # fmt: skip
+@click.option("--json", "json_", type=click.Path(path_type=Path), default=None,
+              help="Also write the points to this file.")  # fmt: skip
+@opt(PROGRESS)
+@on_device
+def nfe_sweep(runs, n, seed, nfe, sampler, guidance, out: Path, json_, progress) -> None:
+    """FD against network evaluations per sample for diffusion and flow-matching runs, on one
+    plot: DDIM for diffusion, Euler for flow matching, at NFE 1, 2, 4, ..., 64."""
+    from genlab.evaluation.evaluate import EvalConfig
+    from genlab.evaluation.nfe import nfe_sweep as sweep
+    from genlab.evaluation.nfe import plot_nfe_sweep, sweep_table
+    from genlab.runs import write_json
+
+    config = EvalConfig(n=n, seed=seed, references=False, memorisation=False)
+    points = sweep(list(runs), nfe, config, sampler=sampler, guidance=guidance,
+                   progress=progress)  # fmt: skip
+    echo(sweep_table(points))
+    echo(f"wrote {plot_nfe_sweep(points, out, n)}")
+    if json_ is not None:
+        write_json(json_, {"n": n, "seed": seed, "points": [p._asdict() for p in points]})
+        echo(f"wrote {json_}")
+
+
+COMMANDS = [eval_, compare, nfe_sweep]
