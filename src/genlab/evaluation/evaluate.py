@@ -153,6 +153,29 @@ def generate(
     return torch.cat(parts), requested
 
 
+@torch.inference_mode()
+def reconstructions(
+    model: torch.nn.Module, images: Tensor, *, batch_size: int = 500, progress: bool = False
+) -> Tensor:
+    """`model.reconstruct` of uint8 images (n, C, H, W), batch by batch: what a model that
+    reconstructs but draws no samples (a VQ-VAE) is scored on.
+
+    Returns:
+        (n, C, H, W) uint8.
+    """
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    parts = []
+    with tqdm(total=len(images), desc="reconstruct", unit="img", disable=not progress,
+              leave=False) as bar:  # fmt: skip
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(device).float() / 255.0
+            parts.append(to_uint8(model.reconstruct(x)))
+            bar.update(len(x))
+    return torch.cat(parts)
+
+
 # --- the evaluator ------------------------------------------------------------------------------
 
 
@@ -569,14 +592,22 @@ def evaluate_run(
         if evaluators is not None:
             evaluators[key] = evaluator
     t = time.perf_counter()
-    images, requested = generate(
-        model,
-        config.n,
-        seed=config.seed,
-        batch_size=config.batch_size,
-        progress=progress,
-        options=sample_options,
-    )
+    scored = {}
+    if hasattr(model, "reconstruct") and not hasattr(model, "sample"):
+        # no samples without a prior: score the reconstructions of the first n test images
+        test = evaluator.test.images[: config.n]
+        images, requested = reconstructions(model, test, batch_size=config.batch_size,
+                                            progress=progress), None  # fmt: skip
+        scored = {"scored": "reconstructions", "test_images": len(test)}
+    else:
+        images, requested = generate(
+            model,
+            config.n,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            progress=progress,
+            options=sample_options,
+        )
     seconds = {"generate": time.perf_counter() - t}
     source = {
         "kind": "run",
@@ -584,6 +615,7 @@ def evaluate_run(
         "family": run.name,
         "step": run.trained_step,
         "data": asdict(spec),
+        **scored,
     }
     if described:
         source["sampling"] = described

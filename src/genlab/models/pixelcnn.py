@@ -26,6 +26,14 @@ strips), each block is one "pixel" of a smaller grid with k channels, and the sa
 on that grid. k = H W generates the whole image in one step from the class alone: the lecture's
 "too many pixels at once".
 
+A prior over a VQ-VAE's codes (van den Oord et al. 2017, "Neural Discrete Representation
+Learning", sec. 3.2; `genlab train pixelcnn --prior VQVAE_RUN`): the same network on the code
+grid (7x7 for 28x28 images), one K-ary code per position, read through an embedding of the K
+codes and predicted by a softmax over them (`levels` = K). The frozen VQ-VAE lives in the
+model (`vqvae`, loaded from RUN/frozen.safetensors when the run is created, kept in eval mode):
+training encodes each batch to codes, and `sample` draws a code grid and decodes it to images.
+`log_prob` is then the log-likelihood of the codes, not of the pixels.
+
 Sampling (`sample`) runs the network incrementally: per row one pass of the vertical stack on
 that row, per pixel one pass of the horizontal stack and the head on that pixel, every layer
 reading the earlier rows and pixels from caches. It draws exactly what re-running the whole
@@ -34,10 +42,12 @@ network for every pixel (`sample_naive`) draws, at a fraction of the cost.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -47,14 +57,18 @@ from genlab.data import Batch
 from genlab.errors import GenlabError
 from genlab.family import (
     CONDITIONAL,
+    FROZEN,
     Configured,
     Family,
+    LoadedRun,
     image_config,
     image_fields,
     image_options,
     num_classes,
+    pick,
     refuse_binarized_colour,
 )
+from genlab.options import Option
 
 HEADS = ("softmax", "logistic")
 LN2 = math.log(2)
@@ -64,8 +78,8 @@ LN2 = math.log(2)
 class PixelCNNConfig:
     """Attributes:
     channels: image channels (1 grayscale, 3 RGB; the channels of one pixel are drawn
-        independently given the earlier pixels).
-    image_size: image side in pixels.
+        independently given the earlier pixels); 1 for a prior (one code per position).
+    image_size: image side in pixels; a prior's: the side of the code grid (7).
     width: channels of each gated layer's stacks.
     layers: gated layers; the receptive field grows by one row and one column per layer.
     kernel: odd kernel width n: the vertical stack convolves (n // 2 + 1) x n, the horizontal
@@ -82,6 +96,8 @@ class PixelCNNConfig:
     pixels_per_step: pixels emitted per step, independently of each other: 1 is the PixelCNN;
         4 (2x2 patches), 28 (a row), 196 (7 rows) or 784 (all at once) show the blur of
         generating too many pixels at once.
+    vqvae: the first stage's VQVAEConfig as a dict (a prior over its codes); None for a
+        PixelCNN of pixels.
     """
 
     channels: int = 1
@@ -95,14 +111,18 @@ class PixelCNNConfig:
     binarize: bool = False
     num_classes: int = 0
     pixels_per_step: int = 1
+    vqvae: dict[str, Any] | None = None
 
     def __post_init__(self):
         if self.head is None:
-            object.__setattr__(self, "head", "softmax" if self.binarize else "logistic")
+            categorical = self.binarize or self.vqvae is not None
+            object.__setattr__(self, "head", "softmax" if categorical else "logistic")
 
     @property
     def levels(self) -> int:
-        """Intensity levels of a pixel: 2 binarized, else 256."""
+        """Values of one position: 2 binarized, a prior's K codes, else 256 intensities."""
+        if self.vqvae is not None:
+            return self.vqvae["codebook_size"]
         return 2 if self.binarize else 256
 
     @property
@@ -240,12 +260,50 @@ class PixelCNN(nn.Module):
         self.grid = (config.image_size // bh, config.image_size // bw)
         self.positions = config.channels * bh * bw  # P: values emitted per step
         per_value = config.levels if config.head == "softmax" else 3 * config.mixtures
+        inputs = self.positions
+        if config.vqvae is not None:
+            _check_prior(config)
+            inputs = config.width  # the embedding of a position's code
         self.layers = nn.ModuleList(
-            GatedLayer(self.positions if i == 0 else config.width, config, i == 0)
+            GatedLayer(inputs if i == 0 else config.width, config, i == 0)
             for i in range(config.layers)
         )
         self.out1 = nn.Conv2d(config.head_width, config.head_width, 1)
         self.out2 = nn.Conv2d(config.head_width, self.positions * per_value, 1)
+        self.embed, self.vqvae = None, None
+        if config.vqvae is not None:
+            from genlab.io import config_from_dict
+            from genlab.models.vqvae import VQVAE, VQVAEConfig
+
+            self.embed = nn.Embedding(config.levels, config.width)
+            vq = config_from_dict(VQVAEConfig, config.vqvae, "the first stage's config")
+            self.vqvae = VQVAE(vq).requires_grad_(False)
+
+    # -- a prior's frozen first stage ----------------------------------------------------------
+
+    def train(self, mode: bool = True) -> PixelCNN:
+        super().train(mode)
+        if self.vqvae is not None:
+            self.vqvae.eval()  # the first stage is frozen, in training too
+        return self
+
+    def frozen_state(self) -> dict[str, torch.Tensor]:
+        """The entries of the state dict that training never changes (a prior's VQ-VAE)."""
+        return {k: v for k, v in self.state_dict().items() if k.startswith("vqvae.")}
+
+    def load_frozen(self, run_dir: str | Path) -> None:
+        """Load the VQ-VAE written when a prior's run was created (RUN/frozen.safetensors);
+        the training loop calls this before the first step of a new run."""
+        from genlab.io import load_weights
+
+        if self.vqvae is None:
+            return
+        path = Path(run_dir) / FROZEN
+        state = load_weights(path)
+        missing = sorted(set(self.frozen_state()) - set(state))
+        if missing:
+            raise GenlabError(f"{path}: lacks {missing[:3]}...; recreate the run")
+        self.load_state_dict(state, strict=False)
 
     # -- values ------------------------------------------------------------------------------
 
@@ -255,8 +313,17 @@ class PixelCNN(nn.Module):
         return (x * (L - 1)).round().clamp(0, L - 1).long()
 
     def encode(self, v: torch.Tensor) -> torch.Tensor:
-        """Level ids -> network inputs in [-1, 1]."""
+        """Level ids (B, P, ...) -> network inputs in [-1, 1] (B, P, ...); a prior's code ids
+        (B, 1, ...) -> their embeddings (B, width, ...)."""
+        if self.embed is not None:
+            return self.embed(v[:, 0]).movedim(-1, 1)
         return v.to(self.out2.weight.dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """A prior's values of images: the frozen VQ-VAE's code ids of x (B, C, H, W) in
+        [0, 1] -> (B, 1, h, w)."""
+        with torch.no_grad():
+            return self.vqvae.codes(x)[:, None]
 
     def binarize(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Dynamic binarization: 1 where u < x (u uniform), as level ids."""
@@ -311,7 +378,8 @@ class PixelCNN(nn.Module):
         return y
 
     def log_prob(self, levels: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Exact log p(x) in nats, (B,), of images given as level ids (B, C, H, W)."""
+        """Exact log p(x) in nats, (B,), of images given as level ids (B, C, H, W); for a
+        prior, of code grids (B, 1, h, w) (`codes`): a likelihood of codes, not of pixels."""
         v = to_blocks(levels, self.config.block)
         out = self(v, self.labels(y, v.shape[0], v.device))
         return self.log_prob_values(out, v).flatten(1).sum(1)
@@ -319,14 +387,17 @@ class PixelCNN(nn.Module):
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """NLL in nats per dimension (mean); logs bits/dim."""
         x = batch.x
-        if self.config.binarize:
+        if self.vqvae is not None:
+            levels = self.codes(x)
+        elif self.config.binarize:
             levels = self.binarize(x, batch.shard.rand(x.shape, device=x.device))
         else:
             levels = self.quantize(x)
         y = batch.y if self.config.num_classes else None
         nll = -self.log_prob(levels, y) / levels[0].numel()
         loss = nll.mean()
-        return loss, {"bpd": loss.detach() / LN2}
+        per = "bits_per_code" if self.vqvae is not None else "bpd"  # a prior's: of its codes
+        return loss, {per: loss.detach() / LN2}
 
     # -- sampling ----------------------------------------------------------------------------
 
@@ -358,12 +429,15 @@ class PixelCNN(nn.Module):
         h, w = self.grid
         v = torch.zeros(n, self.positions, h, w, dtype=torch.long, device=device)
         if x0 is not None:
-            v[:, :, :start_row] = to_blocks(self.quantize(x0.to(device)), self.config.block)[
+            values = self.codes if self.vqvae is not None else self.quantize
+            v[:, :, :start_row] = to_blocks(values(x0.to(device)), self.config.block)[
                 :, :, :start_row
             ]
         return v, self.labels(y, n, device)
 
     def _finish(self, v: torch.Tensor) -> torch.Tensor:
+        if self.vqvae is not None:  # a prior's code grid, decoded
+            return self.vqvae.decode_codes(v[:, 0]).float()
         x = from_blocks(v, self.config.block, self.config.channels)
         return x.float() / (self.config.levels - 1)
 
@@ -411,16 +485,19 @@ class PixelCNN(nn.Module):
             y: (n,) class ids of a conditional model; None cycles the classes.
             temperature: > 0; below 1 sharpens each pixel's distribution, above 1 flattens it.
             mean: emit each pixel's mean (rounded) instead of a draw.
-            x0: (n, C, H, W) images in [0, 1] whose block rows < start_row are kept (completion).
+            x0: (n, C, H, W) images in [0, 1] whose block rows < start_row are kept (completion;
+                a prior keeps the rows of their codes).
             start_row: the first block row to generate.
             callback: called after each position with (positions done, the images so far as
                 level ids on the block grid (n, P, h, w)); for progress bars and animations.
 
         Returns:
-            (n, C, H, W) in [0, 1].
+            (n, C, H, W) in [0, 1] (a prior's: the decoded code grids).
         """
         if temperature <= 0:
             raise GenlabError(f"--temperature {temperature}: use a value > 0")
+        if mean and self.vqvae is not None:
+            raise GenlabError("a prior's codes are categories: they have no mean; draw them")
         v, y = self._start(n, y, x0, start_row)
         h, w = self.grid
         cache = _Cache(self, n, v, y)
@@ -556,16 +633,55 @@ def _uniform(shape, generator: torch.Generator | None, like: torch.Tensor) -> to
     return u.clamp_(1e-12, 1 - 1e-7)
 
 
+def _check_prior(config: PixelCNNConfig) -> None:
+    """A prior draws one code at a time from a softmax; a one-line error otherwise."""
+    if config.binarize or config.pixels_per_step != 1 or config.head != "softmax":
+        raise GenlabError(
+            "a prior over VQ-VAE codes (--prior) draws one code at a time from a softmax: "
+            "drop --binarize, --pixels-per-step and --head logistic"
+        )
+
+
 # ------------------------------------------------------------------------------ the family record
+
+PRIOR = Option(
+    "prior",
+    "run",
+    help="A VQ-VAE run: model the grids of its codes instead of pixels (a prior to sample from).",
+    of=("vqvae",),
+)
 
 
 def configure(options: dict, data) -> Configured:
-    """A PixelCNN for the training images' shape; --conditional takes the data's classes."""
+    """A PixelCNN for the training images' shape; --conditional takes the data's classes;
+    --prior makes it a prior over the codes of a VQ-VAE run."""
     fields = image_fields(data)
     refuse_binarized_colour(options, data)
     block_shape(options.get("pixels_per_step") or 1, fields["image_size"])  # one-line error
     k = num_classes(data, "pixelcnn --conditional") if options.get("conditional") else 0
+    if options.get("prior") is not None:
+        return configure_prior(options, data, options["prior"], k)
     return Configured(image_config(PixelCNNConfig, options, data, num_classes=k))
+
+
+def configure_prior(options: dict, data, run: LoadedRun, k: int) -> Configured:
+    """A PixelCNN over the code grid of the VQ-VAE of `run`, which is frozen inside it."""
+    vq = run.model
+    c, h, _ = data.shape
+    if (vq.config.channels, vq.config.image_size) != (c, h):
+        raise GenlabError(
+            f"--prior {run.path}: made for {vq.config.channels}x{vq.config.image_size} images, "
+            f"the data is {c}x{h}"
+        )
+    fields = {"channels": 1, "image_size": vq.grid[0], "num_classes": k}
+    head = options.get("head") or "softmax"
+    config = pick(PixelCNNConfig, options, **fields, head=head, vqvae=dataclasses.asdict(vq.config))
+    _check_prior(config)
+    with torch.random.fork_rng(devices=[]):  # building the model must not move the RNG
+        model = PixelCNN(config)
+    model.vqvae.load_state_dict(vq.state_dict())
+    extra = {"first_stage": str(Path(run.path).resolve())}
+    return Configured(config, extra, model.frozen_state())
 
 
 FAMILY = Family(
@@ -577,6 +693,7 @@ FAMILY = Family(
     options=(
         *image_options(
             PixelCNNConfig,
+            "vqvae",
             width={"min": 1, "max": 1024},
             layers={"min": 1, "max": 64},
             kernel={"choices": (1, 3, 5, 7, 9)},
@@ -586,5 +703,6 @@ FAMILY = Family(
             pixels_per_step={"min": 1, "max": 1 << 20},
         ),
         CONDITIONAL,
+        PRIOR,
     ),
 )
