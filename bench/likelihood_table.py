@@ -1,7 +1,8 @@
 """One likelihood table across families: `genlab nll` of each run, on the same test images.
 
 Each run gives what its family can (`genlab.evaluation.likelihood`): a PixelCNN its exact NLL,
-a VAE -ELBO and the IWAE bound, a DDPM its variational bound (Monte Carlo over t). Runs trained
+a VAE -ELBO and the IWAE bound, a DDPM its variational bound (Monte Carlo over t), a Glow
+-log p(x + u) of its dequantized images (an upper bound on its discrete NLL). Runs trained
 with --binarize are scored on the fixed binarization of the test set, the others on 8-bit
 pixels; the table says which numbers are exact and which are bounds.
 
