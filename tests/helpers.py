@@ -124,6 +124,8 @@ TINY_OPTIONS = {  # every family's options for a tiny run (VAE: a spatial VAE ru
     "classifier": ["--widths", "4,8", "--depths", "1,1", "--feature-dim", "8"],
     "noisy-classifier": ["--width", "8", "--mults", "1,2"],
     "pixelcnn": ["--width", "4", "--layers", "2", "--head-width", "8"],
+    "glow": ["--width", "4", "--depth", "1", "--levels", "2"],
+    "vqvae": ["--widths", "4,8", "--code-dim", "4", "--codebook-size", "8"],
 }
 TINY_OPTIONS["dqn"] = ["--width", "8", "--learning-starts", "1", "--eval-every", "0"]
 TINY_OPTIONS["qtable"] = ["--env", "CliffWalking-v1", "--eval-every", "0"]

@@ -38,7 +38,8 @@ class DemoConfig:
     gan_minutes: budget of the GAN (0 skips the GAN section).
     stylegan_minutes: budget of the StyleGAN (0 skips the StyleGAN section).
     diffusion_minutes: budget of each diffusion run: the first-stage VAE, a latent diffusion
-        model and a text-to-image model (0 skips the diffusion section).
+        model and a text-to-image model, and of the flow-matching model in the same latent (0
+        skips the diffusion and flow-matching sections).
     pixelcnn_minutes: budget of the PixelCNN (0 skips the autoregressive section).
     rl_steps: environment steps of the DQN on CartPole (0 skips the reinforcement-learning
         section, which also trains a Q-table on FrozenLake).
@@ -355,6 +356,40 @@ def _diffusion(config: DemoConfig, say, section: Section) -> Plan:
     )))  # fmt: skip
 
 
+def _flow(config: DemoConfig, say, section: Section) -> Plan:
+    """Flow matching in the diffusion section's VAE latent, next to its latent diffusion model:
+    samples in a few Euler steps, and FD against the number of network evaluations."""
+    from genlab.models.flow_matching import FLOW_TRAIN
+
+    out, minutes = config.out, config.diffusion_minutes
+    first, fm, ldm = out / "vae-4x7x7", out / "fm-run", out / "ldm-run"
+    if not _available("fm", config) and not (first / "config.json").is_file():
+        section.trained.append(demo_run(first, "vae", minutes, config, say, False,
+                                        **FIRST_STAGE))  # fmt: skip
+    trained = demo_run(fm, "flow-matching", minutes, config, say, _stale(fm, first), vae=first,
+                       conditional=True, lr=FLOW_TRAIN["lr"], shipped="fm")  # fmt: skip
+    section.trained.append(trained)
+    section.recorded = trained.provenance
+    figures = [
+        Figure("fm_samples.png", "Flow matching in 8 Euler steps",
+               "64 samples of the class-conditional flow-matching model (guidance w = 3), the "
+               "ODE dx/dt = v(x, t) solved from noise at t = 1 to t = 0 in 8 Euler steps: 8 "
+               "network evaluations per image, where the diffusion model above takes 50.",
+               ("sample", fm.name, "--n", "64", "--steps", "8", "--guidance", "3", "--out",
+                "fm_samples.png")),
+    ]  # fmt: skip
+    if (ldm / "config.json").is_file():
+        figures.append(Figure(
+            "fm_nfe.png", "Why the field moved: quality against network evaluations",
+            "FD (n = 500, guidance w = 3) of the flow-matching model sampled with Euler steps "
+            "and of the latent diffusion model sampled with DDIM, at 1 to 32 network "
+            "evaluations per image.",
+            ("nfe-sweep", fm.name, ldm.name, "--n", "500", "--nfe", "1,2,4,8,16,32",
+             "--guidance", "3", "--out", "fm_nfe.png", "--no-progress"),
+        ))  # fmt: skip
+    return Plan(figures)
+
+
 def _pixelcnn(config: DemoConfig, say, section: Section) -> Plan:
     out, r = config.out, "pixelcnn-run"
     trained = demo_run(out / r, "pixelcnn", config.pixelcnn_minutes, config, say, False,
@@ -444,6 +479,9 @@ SECTIONS = (
     ("diffusion", "Diffusion", _diffusion,
      "A spatial-latent VAE (4x7x7), a class-conditional latent diffusion model in its latent, "
      "and a miniature text-to-image model on a real sentence encoder."),
+    ("flow", "Flow matching", _flow,
+     "Rectified flow in the same 4x7x7 latent: a UNet learns the velocity eps - x0 of the "
+     "straight path from data to noise, and samples in a few ODE steps."),
     ("pixelcnn", "Autoregressive: PixelCNN", _pixelcnn,
      "A gated PixelCNN: an exact likelihood, images written one pixel at a time, completions."),
     ("rl", "Reinforcement learning: Deep Q-Network", _agent,
@@ -469,7 +507,7 @@ def run_demo(
     start = time.perf_counter()
     budgets = {"vae": config.minutes, "gan": config.gan_minutes,
                "stylegan": config.stylegan_minutes,
-               "diffusion": config.diffusion_minutes,
+               "diffusion": config.diffusion_minutes, "flow": config.diffusion_minutes,
                "pixelcnn": config.pixelcnn_minutes, "rl": config.rl_steps,
                "live": 0 if config.retrain else config.live_minutes}  # fmt: skip
     sections: list[Section] = []

@@ -17,11 +17,13 @@ from genlab.models import (
     dqn,
     flow_matching,
     gan,
+    glow,
     noisy_classifier,
     pixelcnn,
     qtable,
     stylegan,
     vae,
+    vqvae,
 )
 
 FAMILIES: dict[str, Family] = {
@@ -38,6 +40,8 @@ FAMILIES: dict[str, Family] = {
         ddpm.TEXT_FAMILY,
         flow_matching.FAMILY,
         pixelcnn.FAMILY,
+        glow.FAMILY,
+        vqvae.FAMILY,
         dqn.FAMILY,
         qtable.FAMILY,
         classifier.FAMILY,

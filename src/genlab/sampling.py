@@ -197,7 +197,8 @@ def sample(
         sampler, steps, eta, guidance, classifier, classifier_scale: diffusion sampling
             (`Diffusion.sample`); classifier is a noisy-classifier run for classifier guidance.
         prompt: the text of a txt2img run (guidance defaults to 3 then).
-        temperature: > 0, for models that draw step by step from a distribution (PixelCNN).
+        temperature: > 0, for models whose `sample` takes one (PixelCNN: per pixel; Glow: the
+            latent's scale).
         progress: a progress bar for models that sample step by step (PixelCNN).
         model: the run's model, if loaded already.
     """
@@ -216,13 +217,19 @@ def sample(
             f"{run}: a {run.name} run is an agent and draws no images: watch it "
             f"with `genlab play {run} --out agent.gif`, score it with `genlab eval {run}`"
         )
+    if hasattr(model, "reconstruct") and not hasattr(model, "sample"):
+        raise GenlabError(
+            f"{run}: a {run.name} run reconstructs images and draws no samples: train a prior "
+            f"over its codes with `genlab train pixelcnn --prior {run} --out PRIOR`, then sample "
+            "PRIOR"
+        )
     if not hasattr(model, "sample"):
         raise GenlabError(f"{run}: a {run.name} run draws no samples")
     options = sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
     takes = inspect.signature(model.sample).parameters
     if temperature is not None:
         if "temperature" not in takes:
-            raise GenlabError(f"{run}: --temperature is for autoregressive runs, not {run.name}")
+            raise GenlabError(f"{run}: --temperature is for pixelcnn and glow runs, not {run.name}")
         options["temperature"] = temperature  # the model's sampler checks its range
     bar = None
     if progress and "callback" in takes:

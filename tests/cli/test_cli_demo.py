@@ -73,6 +73,8 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
         "ldm_samples",
         "txt2img_boots",
         "txt2img_sweater",
+        "fm_samples",
+        "fm_nfe",
         "pixelcnn_samples",
         "pixelcnn_complete",
         "pixelcnn_loss",
@@ -85,11 +87,11 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
     assert (out / "ldm_denoise.gif").is_file() and (out / "pixelcnn_order.gif").is_file()
     assert (out / "dqn_play.gif").is_file() and "return mean" in (out / "dqn_eval.txt").read_text()
     # the table of contents and the summary: every section, its runs and the measured FD
-    for key in ("vae", "gan", "stylegan", "diffusion", "pixelcnn", "rl"):
+    for key in ("vae", "gan", "stylegan", "diffusion", "flow", "pixelcnn", "rl"):
         assert f"href='#{key}'" in html and f"<h2 id='{key}'>" in html
-    assert html.count("<tr><td><a href=") == 6  # one row a section's first run
-    # vae, gan, stylegan, 3 diffusion runs, pixelcnn, dqn, qtable
-    assert html.count("<td class='l'>") == 9
+    assert html.count("<tr><td><a href=") == 7  # one row a section's first run
+    # vae, gan, stylegan, 3 diffusion runs, flow matching, pixelcnn, dqn, qtable
+    assert html.count("<td class='l'>") == 10
     # written as it went: while training, the page reloads itself and shows what is done
     assert len(pages) >= len(names) and "http-equiv='refresh'" in pages[0]
     assert "samples.png" in pages[2] and "gan_samples.png" not in pages[2]

@@ -110,7 +110,8 @@ PROMPT = Option("prompt", "str", None, "txt2img: the prompt.")
 STRIP_ROWS = Option("rows", "int", 4, "Samples in the strip.", min=1, max=1024)
 TEMPERATURE = Option(
     "temperature", "float", None,
-    "PixelCNN: < 1 sharpens each pixel's distribution, > 1 flattens it (default 1).",
+    "PixelCNN: < 1 sharpens each pixel's distribution, > 1 flattens it (default 1); Glow: the "
+    "latent's scale (default the run's, 0.7).",
     min=0.0, min_open=True,
 )  # fmt: skip
 SAMPLER = Option(

@@ -26,6 +26,8 @@ STEPS: dict[str, type[Step]] = {
     "txt2img": OneOptimizer,
     "flow-matching": OneOptimizer,
     "pixelcnn": OneOptimizer,
+    "glow": OneOptimizer,
+    "vqvae": OneOptimizer,
     "dqn": DQNStep,
     "qtable": QTableStep,
     "classifier": OneOptimizer,
