@@ -94,8 +94,9 @@ def embed(run: Path, out: Path, split: str) -> None:
 @on_device
 def nll(run: Path, k: int, n: int, draws: int, seed: int) -> None:
     """Test-set negative log-likelihood in nats per image and bits per dimension: exact for a
-    PixelCNN; upper bounds for a VAE (-ELBO, IWAE) and a DDPM (variational bound). A run
-    trained with --binarize is scored on the test set binarized with a fixed seed."""
+    PixelCNN; upper bounds for a VAE (-ELBO, IWAE), a DDPM (variational bound) and Glow (the
+    exact density of the dequantized image, a bound on the 8-bit image's). A run trained with
+    --binarize is scored on the test set binarized with a fixed seed."""
     from genlab.evaluation.likelihood import nll as measure
 
     rows, used = measure(run, k=k, n=n, seed=seed, draws=draws, progress=True)
