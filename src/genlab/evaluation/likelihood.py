@@ -105,6 +105,11 @@ def nll(
         raise GenlabError(
             f"{run}: a {run.name} run has no likelihood; nll scores pixelcnn, glow, vae, ddpm"
         )
+    if getattr(run.model_config, "vqvae", None) is not None:
+        raise GenlabError(
+            f"{run}: a prior over a VQ-VAE's codes; its likelihood is of the code grids, not of "
+            "the pixels (no bits/dim): see bits_per_code in its metrics.csv"
+        )
     model = run.model()
     data = test_data(run)
     n = len(data) if n <= 0 else min(n, len(data))

@@ -57,7 +57,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def eval_table(record: dict[str, Any]) -> str:
     """One evaluation as text: each metric of the samples next to the floor and the ceilings."""
     refs = record.get("references") or {}
-    header = ["metric", "samples"] + [REFERENCE_LABELS[k] for k in refs]
+    scored = record.get("source", {}).get("scored", "samples")  # or a VQ-VAE's reconstructions
+    header = ["metric", scored] + [REFERENCE_LABELS[k] for k in refs]
     rows = []
     for key, label, spec, better in COLUMNS:
         values = [record["metrics"], *refs.values()]

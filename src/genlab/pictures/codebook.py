@@ -85,7 +85,7 @@ def plot_usage(
 
     K = len(found.counts)
     counts = found.counts.numpy()
-    fig = Figure(figsize=(max(6.0, min(16.0, K / 16)), 3.2), dpi=110, layout="constrained")
+    fig = Figure(figsize=(max(6.0, min(12.0, K / 16)), 3.2), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     ax.bar(range(K), counts, width=1.0, color="tab:blue")
     dead = [i for i in range(K) if counts[i] == 0]

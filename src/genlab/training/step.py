@@ -248,26 +248,41 @@ def as_float32(model: nn.Module) -> nn.Module:
 
 
 def write_samples(
-    model: nn.Module, run_dir: Path, step: int, seed: int, n: int = 64
+    model: nn.Module,
+    run_dir: Path,
+    step: int,
+    seed: int,
+    n: int = 64,
+    images: torch.Tensor | None = None,
 ) -> Path | None:
     """Write a grid of n samples (a fixed seed, so grids over training are comparable).
 
-    Models without `sample` (classifiers, agents) write nothing.
+    Models that reconstruct but do not sample (a VQ-VAE) write the first n/2 of `images`
+    (uint8 training images) above their reconstructions, 8 to a row; other models without
+    `sample` (classifiers, agents) write nothing.
     """
     from genlab.images import make_grid, save_png
 
-    if not hasattr(model, "sample"):
+    reconstructs = hasattr(model, "reconstruct") and images is not None
+    if not hasattr(model, "sample") and not reconstructs:
         return None
     model = as_float32(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     with torch.inference_mode():
-        x = model.sample(n, generator=torch.Generator(device=device).manual_seed(seed))
+        if hasattr(model, "sample"):
+            x = model.sample(n, generator=torch.Generator(device=device).manual_seed(seed))
+        else:
+            real = images[: n // 2].to(device).float() / 255.0  # (n/2, C, H, W)
+            recon = model.reconstruct(real)
+            rows = [(real[i : i + 8], recon[i : i + 8]) for i in range(0, len(real), 8)]
+            x = torch.cat([t for pair in rows for t in pair])  # 8 originals, then their 8
     model.train(was_training)
     path = run_dir / "samples" / f"step_{step:07d}.png"
     meta = {"run": str(run_dir), "step": str(step), "seed": str(seed), "command": "training"}
-    return save_png(path, make_grid(x.float()), meta)
+    nrow = None if hasattr(model, "sample") else 8
+    return save_png(path, make_grid(x.float(), nrow=nrow), meta)
 
 
 # ------------------------------------------------------------------------------ the step
@@ -369,9 +384,11 @@ class Step(Generic[D]):
 
     def draw(self, step: int) -> Path | None:
         """The picture of `step` in RUN/samples (main process only): a grid of samples of the
-        models that sample; nothing for others (classifiers, agents)."""
+        models that sample, of reconstructions of those that only reconstruct; nothing for
+        others (classifiers, agents)."""
         seed = self.engine.config.seed + SAMPLE_SEED_OFFSET
-        return write_samples(self.sampler(), self.engine.run_dir, step, seed)
+        images = self.data.images if isinstance(self.data, ImageData) else None
+        return write_samples(self.sampler(), self.engine.run_dir, step, seed, images=images)
 
     def columns(self, step: int, window: int, final: bool) -> dict[str, Any]:
         """More metrics.csv columns for the row of `step` closing a window of `window` steps."""
