@@ -160,7 +160,8 @@ class VQVAEConfig:
     restart_after: steps a code may go unassigned before it is restarted at an encoder output.
     recon_loss: "bce" (binary cross-entropy on intensities in [0, 1]) or "mse", summed over
         pixels. bce by default: its gradient (sigmoid - x) does not vanish at saturated
-        pixels, and it gave sharper reconstructions (a lower FD) in the same steps.
+        pixels, and its reconstructions scored a little better (FD 86.0 against 87.4 after
+        600 steps at widths 32,64): about a tie, so the better-founded loss.
     """
 
     channels: int = 1
