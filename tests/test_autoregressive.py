@@ -113,7 +113,7 @@ def test_bad_input_is_one_line(run, fmnist_dir, tmp_path, capsys, monkeypatch):
     assert main([*args, "--widths", "4,8", "--out", str(vae)]) == 0
     assert "not a PixelCNN run" in refused(["complete", str(vae)], capsys)
     assert "not a PixelCNN run" in refused(["pixel-order", str(vae)], capsys)
-    assert "autoregressive" in refused(["sample", str(vae), "--temperature", "0.5"], capsys)
+    assert "pixelcnn and glow runs" in refused(["sample", str(vae), "--temperature", "0.5"], capsys)
     assert not os.path.exists(tmp_path / "R")
 
 

@@ -19,6 +19,7 @@ import click
 from genlab.cli import (
     app,
     autoregressive,
+    codebook,
     data,
     demo,
     diffusion,
@@ -50,6 +51,7 @@ for module in (
     latent,
     diffusion,
     autoregressive,
+    codebook,
     gan,
     style,
     rl,
