@@ -282,3 +282,13 @@ def test_cli_warns_off_localhost_and_a_busy_port_is_one_line(runs, tmp_path, mon
         port = busy.getsockname()[1]
         with pytest.raises(GenlabError, match=f"--port {port}: cannot listen"):
             serve(runs, port=port, out=tmp_path / "out", block=False)
+
+
+def test_a_prior_over_codes_samples_but_is_not_drawn_pixel_by_pixel():
+    from genlab.app.catalog import capabilities
+
+    assert {IMAGES, STEPWISE} <= capabilities("pixelcnn", {"vqvae": None})
+    prior = capabilities("pixelcnn", {"vqvae": {"codebook_size": 8}})
+    assert IMAGES in prior and STEPWISE not in prior
+    assert not capabilities("vqvae", {}) & {IMAGES, LATENT}  # a grid of codes, no samples
+    assert {IMAGES, LATENT} <= capabilities("glow", {})  # a flat latent, decode(encode(x)) = x

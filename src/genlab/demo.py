@@ -41,6 +41,9 @@ class DemoConfig:
         model and a text-to-image model, and of the flow-matching model in the same latent (0
         skips the diffusion and flow-matching sections).
     pixelcnn_minutes: budget of the PixelCNN (0 skips the autoregressive section).
+    glow_minutes: budget of the Glow (0 skips the normalizing-flow section).
+    vqvae_minutes: budget of the VQ-VAE and of its PixelCNN prior, each (0 skips the VQ-VAE
+        section).
     rl_steps: environment steps of the DQN on CartPole (0 skips the reinforcement-learning
         section, which also trains a Q-table on FrozenLake).
     eval_n: samples `genlab eval` scores for a VAE and a GAN the demo trains (0 skips it;
@@ -58,6 +61,8 @@ class DemoConfig:
     stylegan_minutes: float = 3.0
     diffusion_minutes: float = 3.0
     pixelcnn_minutes: float = 3.0
+    glow_minutes: float = 3.0
+    vqvae_minutes: float = 3.0
     rl_steps: int = 30_000
     eval_n: int = 10_000
     data_dir: Path | None = None
@@ -413,6 +418,53 @@ def _pixelcnn(config: DemoConfig, say, section: Section) -> Plan:
     ])  # fmt: skip
 
 
+def _glow(config: DemoConfig, say, section: Section) -> Plan:
+    out, r = config.out, "glow-run"
+    trained = demo_run(out / r, "glow", config.glow_minutes, config, say, False, shipped="glow")
+    section.trained.append(trained)
+    section.recorded = trained.provenance
+    return Plan([
+        Figure("glow_samples.png", "Glow samples at temperature 0.7",
+               "x = f^-1(T eps), eps ~ N(0, I), T = 0.7: the invertible network run backwards. "
+               "A lower temperature trades variety for cleaner images (Kingma & Dhariwal).",
+               ("sample", r, "--n", "64", "--seed", "0", "--temperature", "0.7", "--out",
+                "glow_samples.png")),
+        Figure("glow_samples_t1.png", "The same seeds at temperature 1",
+               "The model's own density: every sample it assigns its likelihood to.",
+               ("sample", r, "--n", "64", "--seed", "0", "--temperature", "1", "--out",
+                "glow_samples_t1.png")),
+        Figure("glow_interpolation.png", "Interpolation in an invertible latent",
+               "Test images encoded exactly (decode(encode(x)) = x), their latents "
+               "interpolated: the ends of each row are the real images.",
+               ("interpolate", r, "--out", "glow_interpolation.png")),
+    ])  # fmt: skip
+
+
+def _vqvae(config: DemoConfig, say, section: Section) -> Plan:
+    out, vq, prior = config.out, "vqvae-run", "vqvae-prior-run"
+    minutes = config.vqvae_minutes
+    first = demo_run(out / vq, "vqvae", minutes, config, say, False, shipped="vqvae")
+    section.trained.append(first)
+    section.recorded = first.provenance
+    trained = demo_run(out / prior, "pixelcnn", minutes, config, say, _stale(out / prior, out / vq),
+                       prior=out / vq, shipped="vqvae-prior")  # fmt: skip
+    section.trained.append(trained)
+    return Plan([
+        Figure("vqvae_reconstructions.png", "Reconstructions from 49 codes",
+               "Test images (odd rows) and their reconstructions (even rows): each image is "
+               "kept as a 7x7 grid of code ids, each one of the codebook's vectors.",
+               ("reconstruct", vq, "--n", "32", "--out", "vqvae_reconstructions.png")),
+        Figure("vqvae_codebook.png", "Codebook usage",
+               "How often each code is chosen over the test set, sorted: a codebook whose codes "
+               "are all used (dead codes are restarted in training).",
+               ("codebook", vq, "--out", "vqvae_codebook.png")),
+        Figure("vqvae_samples.png", "Samples of the prior over codes",
+               "A PixelCNN writes a 7x7 grid of code ids one code at a time, then the VQ-VAE's "
+               "decoder turns it into an image.",
+               ("sample", prior, "--n", "64", "--seed", "0", "--out", "vqvae_samples.png")),
+    ])  # fmt: skip
+
+
 def _agent(config: DemoConfig, say, section: Section) -> Plan:
     from genlab.evaluation.agent import describe_record, evaluate_agent
 
@@ -484,6 +536,12 @@ SECTIONS = (
      "straight path from data to noise, and samples in a few ODE steps."),
     ("pixelcnn", "Autoregressive: PixelCNN", _pixelcnn,
      "A gated PixelCNN: an exact likelihood, images written one pixel at a time, completions."),
+    ("glow", "Normalizing flow: Glow", _glow,
+     "An invertible network with an exact log-likelihood (change of variables): actnorm, "
+     "invertible 1x1 convolutions and affine couplings at two scales."),
+    ("vqvae", "VQ-VAE and a prior over its codes", _vqvae,
+     "An autoencoder with a discrete latent, a 7x7 grid of codebook entries, and a PixelCNN that "
+     "writes such grids: the two stages behind DALL-E 1 and VQGAN."),
     ("rl", "Reinforcement learning: Deep Q-Network", _agent,
      "A DQN (Double, 3-step returns, Polyak target) learns CartPole from its 4-number state; "
      "a Q-table learns FrozenLake, where the states can be listed."),
@@ -508,7 +566,8 @@ def run_demo(
     budgets = {"vae": config.minutes, "gan": config.gan_minutes,
                "stylegan": config.stylegan_minutes,
                "diffusion": config.diffusion_minutes, "flow": config.diffusion_minutes,
-               "pixelcnn": config.pixelcnn_minutes, "rl": config.rl_steps,
+               "pixelcnn": config.pixelcnn_minutes, "glow": config.glow_minutes,
+               "vqvae": config.vqvae_minutes, "rl": config.rl_steps,
                "live": 0 if config.retrain else config.live_minutes}  # fmt: skip
     sections: list[Section] = []
 

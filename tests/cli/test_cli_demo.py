@@ -40,6 +40,10 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
         "0.02",
         "--pixelcnn-minutes",
         "0.02",
+        "--glow-minutes",
+        "0.02",
+        "--vqvae-minutes",
+        "0.02",
         "--rl-steps",
         "300",
         "--no-progress",
@@ -78,6 +82,12 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
         "pixelcnn_samples",
         "pixelcnn_complete",
         "pixelcnn_loss",
+        "glow_samples",
+        "glow_samples_t1",
+        "glow_interpolation",
+        "vqvae_reconstructions",
+        "vqvae_codebook",
+        "vqvae_samples",
         "dqn_curves",
         "dqn_q_values",
         "qtable_q_values",
@@ -87,11 +97,12 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
     assert (out / "ldm_denoise.gif").is_file() and (out / "pixelcnn_order.gif").is_file()
     assert (out / "dqn_play.gif").is_file() and "return mean" in (out / "dqn_eval.txt").read_text()
     # the table of contents and the summary: every section, its runs and the measured FD
-    for key in ("vae", "gan", "stylegan", "diffusion", "flow", "pixelcnn", "rl"):
+    for key in ("vae", "gan", "stylegan", "diffusion", "flow", "pixelcnn", "glow", "vqvae", "rl"):
         assert f"href='#{key}'" in html and f"<h2 id='{key}'>" in html
-    assert html.count("<tr><td><a href=") == 7  # one row a section's first run
-    # vae, gan, stylegan, 3 diffusion runs, flow matching, pixelcnn, dqn, qtable
-    assert html.count("<td class='l'>") == 10
+    assert html.count("<tr><td><a href=") == 9  # one row a section's first run
+    # vae, gan, stylegan, 3 diffusion runs, flow matching, pixelcnn, glow, vqvae and its prior,
+    # dqn, qtable
+    assert html.count("<td class='l'>") == 13
     # written as it went: while training, the page reloads itself and shows what is done
     assert len(pages) >= len(names) and "http-equiv='refresh'" in pages[0]
     assert "samples.png" in pages[2] and "gan_samples.png" not in pages[2]
@@ -101,7 +112,8 @@ def test_demo_writes_every_picture_and_index(fmnist_dir, tmp_path, capsys, monke
     assert "Every run here was trained on this machine" in html and "(shipped)" not in html
     # A second run reuses the trained demo run (the VAE section alone: the others were drawn).
     skip = ["--gan-minutes", "0", "--stylegan-minutes", "0", "--diffusion-minutes", "0",
-            "--pixelcnn-minutes", "0", "--rl-steps", "0"]  # fmt: skip
+            "--pixelcnn-minutes", "0", "--glow-minutes", "0", "--vqvae-minutes", "0",
+            "--rl-steps", "0"]  # fmt: skip
     capsys.readouterr()
     assert main([*args, *skip]) == 0
     said = capsys.readouterr().out
@@ -116,7 +128,8 @@ def test_demo_explores_the_shipped_runs_and_trains_one_live(tmp_path, capsys, fm
     require_real_fashion_mnist()  # the shipped runs' pictures encode real test images
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), "--pixelcnn-minutes", "0", "--rl-steps", "0",
-            "--diffusion-minutes", "0.05",  # a budget only where a run is not shipped
+            "--diffusion-minutes", "0.05", "--glow-minutes", "0.05", "--vqvae-minutes", "0.05",
+            # a budget only where a run is not shipped
             "--live-minutes", "0.05", "--live-eval-n", "100", "--data-dir", str(fmnist_dir),
             "--no-progress"]  # fmt: skip
     assert main(args) == 0

@@ -39,11 +39,13 @@ def capabilities(family: str, model_config: dict[str, Any]) -> frozenset[str]:
         caps.add(AGENT)
     if hasattr(cls, "sample"):
         caps.add(IMAGES)
-        if "callback" in inspect.signature(cls.sample).parameters:
+        # drawn position by position, and shown so: not a prior, whose positions are codes
+        if "callback" in inspect.signature(cls.sample).parameters and not model_config.get("vqvae"):
             caps.add(STEPWISE)
     if (
         hasattr(cls, "encode")
         and hasattr(cls, "decode")
+        and getattr(cls, "VECTOR_LATENT", True)
         and not model_config.get("latent_channels")
     ):
         caps.add(LATENT)

@@ -37,6 +37,11 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
             "text-to-image model (0 skips the diffusion section).", **MINUTES))  # fmt: skip
 @opt(Option("pixelcnn_minutes", "float", 3.0,
             "Budget of the PixelCNN (0 skips the autoregressive section).", **MINUTES))  # fmt: skip
+@opt(Option("glow_minutes", "float", 3.0,
+            "Budget of the Glow (0 skips the normalizing-flow section).", **MINUTES))  # fmt: skip
+@opt(Option("vqvae_minutes", "float", 3.0,
+            "Budget of the VQ-VAE and of its prior, each (0 skips the VQ-VAE section).",
+            **MINUTES))  # fmt: skip
 @opt(Option("rl_steps", "int", 30_000,
             "Environment steps of the DQN on CartPole (0 skips the reinforcement-learning "
             "section).", min=0, max=10**8))  # fmt: skip
@@ -48,9 +53,9 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
 @on_device
 def demo(**options) -> None:
     """Every family's pictures from the runs that ship trained (VAEs, GANs, StyleGAN, diffusion,
-    text to image, PixelCNN, a DQN on CartPole), one DCGAN trained live for a minute or two and
-    evaluated, all in index.html (updated after every picture). --retrain trains every section
-    on this machine instead, a few minutes each."""
+    text to image, flow matching, PixelCNN, Glow, VQ-VAE, a DQN on CartPole), one DCGAN trained
+    live for a minute or two and evaluated, all in index.html (updated after every picture).
+    --retrain trains every section on this machine instead, a few minutes each."""
     from genlab.demo import DemoConfig, run_demo
 
     index = run_demo(DemoConfig(**options), say=echo, runner=_in_this_process)

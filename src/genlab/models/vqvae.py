@@ -180,6 +180,10 @@ class VQVAE(nn.Module):
     """Encoder, codebook and decoder; `loss` trains all three, `reconstruct` runs them. No
     `sample`: samples need a prior over the codes (`genlab train pixelcnn --prior RUN`)."""
 
+    VECTOR_LATENT = False
+    """The latent is a grid of code vectors (D, h, w): the app's latent explorer, which moves
+    along a vector latent's principal directions, does not apply."""
+
     def __init__(self, config: VQVAEConfig):
         super().__init__()
         if config.recon_loss not in ("bce", "mse"):
