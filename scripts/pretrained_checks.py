@@ -25,7 +25,7 @@ from genlab.pretrained import PROVENANCE, get, headline, shipped
 from genlab.runs import load_model
 from genlab.sampling import sampling_options
 
-CHECK_N = {"ddpm": 100, "ldm": 100, "t2i": 100}
+CHECK_N = {"ddpm": 100, "ldm": 100, "t2i": 100, "fm": 200}
 """n of the check where 500 samples take over 20 s on one core (50 UNet steps each); 500
 elsewhere."""
 SEEDS = range(1, 9)

@@ -35,7 +35,7 @@ def evaluators() -> dict:
 
 def test_the_shipped_runs_are_small_and_complete():
     total = sum(f.stat().st_size for f in SHIPPED.rglob("*") if f.is_file())
-    assert total <= 25 * 2**20, f"shipped runs take {total / 2**20:.1f} MB, more than 25"
+    assert total <= 35 * 2**20, f"shipped runs take {total / 2**20:.1f} MB, more than 35"
     for entry in SHIPPED_RUNS:
         p = entry.provenance
         assert p["schema"] == SCHEMA and p["name"] == entry.name
@@ -64,8 +64,9 @@ def test_a_shipped_run_samples_and_reproduces_its_check(entry, tmp_path, evaluat
         return
     require_real_fashion_mnist()
     model = load_model(run)  # once: a txt2img run recomputes its caption states on loading
-    s = genlab.sample(run, 4, seed=0, model=model)
-    assert s.images.shape[0] == 4 and s.images.min() >= 0 and s.images.max() <= 1
+    if hasattr(model, "sample"):  # a VQ-VAE draws none: its check scores reconstructions
+        s = genlab.sample(run, 4, seed=0, model=model)
+        assert s.images.shape[0] == 4 and s.images.min() >= 0 and s.images.max() <= 1
     sampling = check.get("sampling", {})
     config = EvalConfig(n=check["n"], seed=check["seed"], references=False, memorisation=False)
     options = sampling_options(model, **recorded_options(sampling))
