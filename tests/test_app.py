@@ -108,7 +108,7 @@ def test_sample_is_seeded_and_writes_a_png_with_its_metadata_in_the_app_folder(v
 def test_each_run_offers_its_own_samplers_its_default_first(views):
     assert views.controls("ddpm").samplers == ("ddim", "ddpm", "dpm")
     flow = views.controls("fm")
-    assert flow.samplers == ("euler", "midpoint", "heun") and flow.steps == 3 and flow.guidance
+    assert flow.samplers == ("midpoint", "euler", "heun") and flow.steps == 3 and flow.guidance
     assert not views.controls("vae").samplers and not views.controls("vae").diffusion
     path, caption = views.sample("fm", 0, 2, sampler="heun", steps=2, guidance=2.0)
     assert path.is_file() and "heun" in caption

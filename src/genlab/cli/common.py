@@ -121,7 +121,7 @@ SAMPLER = Option(
     choices=(*ALL_SAMPLER_NAMES, *(s for s in SAMPLERS if s not in ALL_SAMPLER_NAMES)),
 )  # fmt: skip
 STEPS = Option(
-    "steps", "int", None, "Diffusion and flow matching: sampler steps (the run's default: 50, 25).",
+    "steps", "int", None, "Diffusion and flow matching: sampler steps (the run's default: 50, 12).",
     min=1, max=100_000,
 )  # fmt: skip
 ETA = Option("eta", "float", None, "Diffusion: DDIM eta (0 deterministic).", min=0.0, max=1.0)

@@ -15,6 +15,7 @@ from genlab.cli.common import (
     SAMPLER,
     SEED,
     STEPS,
+    TEMPERATURE,
     echo,
     on_device,
     opt,
@@ -57,6 +58,7 @@ EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, ma
 @opt(GUIDANCE)
 @opt(CLASSIFIER)
 @opt(CLASSIFIER_SCALE)
+@opt(TEMPERATURE)
 @opt(EPISODES)
 @opt(Option("epsilon", "float", 0.0, "Agents: exploration rate of the evaluation policy.",
             max=1.0))  # fmt: skip

@@ -3,6 +3,7 @@ options) or any images, and rank several runs on the same metrics."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -30,6 +31,7 @@ def evaluate(
     guidance: float | None = None,
     classifier: str | os.PathLike | None = None,
     classifier_scale: float = 1.0,
+    temperature: float | None = None,
     features: str | os.PathLike | None = None,
     inception_weights: str | os.PathLike | None = None,
     progress: bool = False,
@@ -47,6 +49,8 @@ def evaluate(
     if (run is None) == (images is None):
         raise GenlabError("give a run directory or --images DIR_OR_GRID (one of them)")
     given = (sampler, steps, eta, guidance, classifier)
+    if images is not None and temperature is not None:
+        raise GenlabError("--temperature needs a run (pixelcnn, glow)")
     common = {"features_run": features, "inception_weights": inception_weights}
     if images is not None:
         if given != (None,) * 5:
@@ -59,6 +63,11 @@ def evaluate(
     options = sampling_options(model, *given, classifier_scale)
     names = ("sampler", "steps", "eta", "w", "classifier")
     described = {k: str(v) for k, v in zip(names, given, strict=True) if v is not None}
+    if temperature is not None:
+        if "temperature" not in inspect.signature(model.sample).parameters:
+            raise GenlabError(f"{run}: --temperature is for pixelcnn and glow runs, not {run.name}")
+        options["temperature"] = temperature  # the model's sampler checks its range
+        described["T"] = str(temperature)
     if classifier is not None:
         described.update(classifier=Path(classifier).name, s=str(classifier_scale))
     record = evaluate_run(

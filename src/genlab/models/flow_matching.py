@@ -59,7 +59,8 @@ class FlowMatchingConfig:
         unconditional velocity that classifier-free guidance needs.
     vae: the first stage's VAEConfig as a dict (latent flow matching); None for pixel space.
     latent_scale: z = latent_scale * (VAE latent), so that z has about unit variance.
-    sampler: the default ODE solver: euler, midpoint or heun.
+    sampler: the default ODE solver: euler, midpoint or heun (midpoint: at 24 and at 8
+        evaluations it scored as Euler at 25 and better than Euler at 8, docs/flow-matching.md).
     steps: the default number of solver steps (NFE = steps for euler, 2 steps otherwise).
     guidance: the default classifier-free guidance weight w (1 = none).
     """
@@ -79,8 +80,8 @@ class FlowMatchingConfig:
     label_dropout: float = 0.1
     vae: dict[str, Any] | None = None
     latent_scale: float = 1.0
-    sampler: str = "euler"
-    steps: int = 25
+    sampler: str = "midpoint"
+    steps: int = 12
     guidance: float = 1.0
 
 
