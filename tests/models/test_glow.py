@@ -6,6 +6,7 @@ load and exact resume; the loss falls on one batch; seeded sampling; encode/deco
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -312,3 +313,20 @@ def test_cli_nll_sample_with_temperature_and_interpolate(run, tmp_path, capsys):
     strip = tmp_path / "i.png"
     assert main(["interpolate", str(run), "--pairs", "2", "--steps", "3", "--out", str(strip)]) == 0
     assert strip.is_file()
+
+
+def test_eval_samples_at_the_temperature_it_records(run, tmp_path, capsys):
+    records = {}
+    for T in ("0.5", "2.0"):
+        out = tmp_path / f"t{T}.json"
+        assert main(["eval", str(run), "--n", "20", "--temperature", T, "--no-references",
+                     "--no-progress", "--json", str(out)]) == 0  # fmt: skip
+        records[T] = json.loads(out.read_text())
+        assert records[T]["source"]["sampling"] == {"T": T}
+    assert records["0.5"]["metrics"]["fd"] != records["2.0"]["metrics"]["fd"]
+    assert (run / "eval" / "eval-n20-seed0-T_0.5.json").is_file()
+    capsys.readouterr()
+    png = tmp_path / "s.png"
+    assert main(["sample", str(run), "--n", "4", "--out", str(png)]) == 0
+    assert main(["eval", "--images", str(png), "--temperature", "0.5", "--no-progress"]) == 2
+    assert "--temperature needs a run" in capsys.readouterr().err
