@@ -106,6 +106,16 @@ def diffusion_model(run: str | os.PathLike | Run):
     return model_of(run, Diffusion, "diffusion")
 
 
+def temperature_option(run: Run, model, temperature: float | None) -> dict[str, float]:
+    """The `temperature` keyword of `model.sample` (PixelCNN, Glow); none for None, and a
+    one-line refusal for a model whose sampler takes no temperature."""
+    if temperature is None:
+        return {}
+    if "temperature" not in inspect.signature(model.sample).parameters:
+        raise GenlabError(f"{run}: --temperature is for pixelcnn and glow runs, not {run.name}")
+    return {"temperature": temperature}  # the model's sampler checks its range
+
+
 def sampling_options(
     model,
     sampler: str | None = None,
@@ -226,11 +236,8 @@ def sample(
     if not hasattr(model, "sample"):
         raise GenlabError(f"{run}: a {run.name} run draws no samples")
     options = sampling_options(model, sampler, steps, eta, guidance, classifier, classifier_scale)
+    options.update(temperature_option(run, model, temperature))
     takes = inspect.signature(model.sample).parameters
-    if temperature is not None:
-        if "temperature" not in takes:
-            raise GenlabError(f"{run}: --temperature is for pixelcnn and glow runs, not {run.name}")
-        options["temperature"] = temperature  # the model's sampler checks its range
     bar = None
     if progress and "callback" in takes:
         from tqdm.auto import tqdm

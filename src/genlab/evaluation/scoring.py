@@ -3,7 +3,6 @@ options) or any images, and rank several runs on the same metrics."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from pathlib import Path
@@ -44,15 +43,15 @@ def evaluate(
         The record, and where it was written (RUN/eval/...json; None for images).
     """
     from genlab.runs import Run
-    from genlab.sampling import sampling_options
+    from genlab.sampling import sampling_options, temperature_option
 
     if (run is None) == (images is None):
         raise GenlabError("give a run directory or --images DIR_OR_GRID (one of them)")
     given = (sampler, steps, eta, guidance, classifier)
-    if images is not None and temperature is not None:
-        raise GenlabError("--temperature needs a run (pixelcnn, glow)")
     common = {"features_run": features, "inception_weights": inception_weights}
     if images is not None:
+        if temperature is not None:
+            raise GenlabError("--temperature needs a run (pixelcnn, glow)")
         if given != (None,) * 5:
             raise GenlabError("--sampler, --steps, --eta, --guidance and --classifier need a run")
         record = evaluate_images(Path(images), config, progress=progress, **common,
@@ -63,10 +62,8 @@ def evaluate(
     options = sampling_options(model, *given, classifier_scale)
     names = ("sampler", "steps", "eta", "w", "classifier")
     described = {k: str(v) for k, v in zip(names, given, strict=True) if v is not None}
+    options.update(temperature_option(run, model, temperature))
     if temperature is not None:
-        if "temperature" not in inspect.signature(model.sample).parameters:
-            raise GenlabError(f"{run}: --temperature is for pixelcnn and glow runs, not {run.name}")
-        options["temperature"] = temperature  # the model's sampler checks its range
         described["T"] = str(temperature)
     if classifier is not None:
         described.update(classifier=Path(classifier).name, s=str(classifier_scale))
