@@ -61,6 +61,9 @@ OPTIONS = {  # family -> its options here (default models; batches that give a G
     "classifier": {"batch_size": 256},
     "noisy-classifier": {"batch_size": 256},
     "pixelcnn": {"batch_size": 256},
+    "flow-matching": {"batch_size": 256, "conditional": True, "vae": "FIRST_STAGE"},
+    "glow": {"batch_size": 256},
+    "vqvae": {"batch_size": 256},
     "dqn": {"env": "CartPole-v1"},  # its rate counts environment steps
 }
 SKIPPED = {
@@ -87,6 +90,12 @@ COMMANDS = {  # family -> the commands (beyond sample and eval) checked on the d
     "pixelcnn": [["complete", "RUN", "--n", "2", "--samples", "2"],
                  ["pixel-order", "RUN", "--n", "4", "--frames", "4"],
                  ["nll", "RUN", "--n", "64"]],
+    "flow-matching": [["sample", "RUN", "--n", "16", "--sampler", "heun", "--steps", "4",
+                       "--guidance", "2"],
+                      ["nfe-sweep", "RUN", "--n", "64", "--nfe", "1,4", "--out", "OUT.png"]],
+    "glow": [["nll", "RUN", "--n", "64"], ["interpolate", "RUN"],
+             ["sample", "RUN", "--n", "16", "--temperature", "1.0"]],
+    "vqvae": [["reconstruct", "RUN"], ["codebook", "RUN", "--out", "OUT.png"]],
     "dqn": [["play", "RUN", "--episodes", "1", "--out", "OUT.gif"], ["q-values", "RUN"]],
 }  # fmt: skip
 """Every family of the registry is benched but the Q-table (SKIPPED says why)."""
