@@ -266,6 +266,13 @@ def test_all_metrics_has_a_fixed_json_key_set():
         generator=g,
     )
     assert tuple(full) == M.METRIC_KEYS
-    assert all(v is not None for v in full.values())
+    assert all(v is not None for k, v in full.items() if k != "fid_inception")  # the evaluator's
     json.dumps(full)  # JSON-ready: plain floats, ints, lists
+
+    # without logits (Inception weights without a classifier layer): no class metrics
+    bare = M.all_metrics(real, fake, None, num_classes=0, kid_subsets=5, generator=g)
+    assert tuple(bare) == M.METRIC_KEYS and bare["fd"] == pytest.approx(plain["fd"])
+    class_keys = ("is_mean", "is_std", "class_histogram", "modes_covered", "modes_total")
+    assert all(bare[k] is None for k in class_keys)
+    json.dumps(bare)
     assert all(type(full[k]) is float for k in ("fd", "kid_mean", "precision", "nn_ratio"))

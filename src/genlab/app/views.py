@@ -446,14 +446,21 @@ class Views:
         if e.provenance:
             ev = e.provenance.get("eval", {})
             return {"n": ev.get("n"), **ev.get("metrics", {})}
-        best = None
+        best, standard = None, None
         for f in sorted((e.path / "eval").glob("eval-n*.json")):
             try:
                 r = json.loads(f.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if best is None or r.get("n", 0) >= best.get("n", 0):
-                best = {"n": r.get("n"), **r.get("metrics", {})}
+            if not isinstance(r, dict) or not isinstance(r.get("metrics"), dict):
+                continue
+            if r["metrics"].get("fid_inception") is not None:  # `--features inception`
+                if standard is None or r.get("n", 0) >= standard[0]:
+                    standard = (r.get("n", 0), r["metrics"]["fid_inception"])
+            elif "-features_" not in f.name and (best is None or r.get("n", 0) >= best.get("n", 0)):
+                best = {"n": r.get("n"), **r["metrics"]}
+        if standard is not None:
+            best = {**(best or {"n": None}), "fid_inception": standard[1]}
         return best
 
     def compare(self, names: list[str], sort_by: str = "fd") -> tuple[list[list[Any]], list]:
@@ -470,6 +477,7 @@ class Views:
                     self.entry(name).family,
                     r.get("n"),
                     _round(r.get("fd")),
+                    _round(r.get("fid_inception")),
                     _round(r.get("kid_mean")),
                     _round(r.get("precision")),
                     _round(r.get("recall")),
@@ -481,7 +489,7 @@ class Views:
             path, _ = self.sample(name, 0, 16)
             gallery.append((str(path), name))
         column = {c: i for i, c in enumerate(COMPARE_COLUMNS)}[sort_by]
-        lower_better = sort_by in ("fd", "kid_mean")
+        lower_better = sort_by in ("fd", "fid_inception", "kid_mean")
 
         def key(row):
             v = row[column]
@@ -559,6 +567,7 @@ COMPARE_COLUMNS = [
     "family",
     "n",
     "fd",
+    "fid_inception",
     "kid_mean",
     "precision",
     "recall",

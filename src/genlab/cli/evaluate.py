@@ -22,13 +22,20 @@ from genlab.cli.common import (
 )
 from genlab.options import Option
 
-FEATURES = Option("features", "run", None,
-                  "A classifier run trained on the data (`genlab train classifier`).")  # fmt: skip
+FEATURES = Option(
+    "features",
+    "run",
+    None,
+    "The feature network: a classifier run trained on the data (`genlab train classifier`), or "
+    "'inception' for the standard FID (Inception-v3 from the genlab[fid] extra, clean-fid's "
+    "resize).",
+)
 INCEPTION = Option(
     "inception_weights",
     "path",
     None,
-    "Inception-v3 FID weights (pytorch-fid's pt_inception-2015-12-05 file).",
+    "Inception-v3 FID weights from a file (pytorch-fid's pt_inception-2015-12-05 file; "
+    "pytorch-fid's bilinear resize).",
 )
 EPISODES = Option("episodes", "int", 100, "Agents: evaluation episodes (seeded, greedy).", min=1,
                   max=1_000_000)  # fmt: skip

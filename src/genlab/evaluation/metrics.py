@@ -375,7 +375,7 @@ def memorisation(
 def all_metrics(
     real_features: Tensor,
     fake_features: Tensor,
-    fake_logits: Tensor,
+    fake_logits: Tensor | None,
     *,
     num_classes: int,
     requested: Tensor | None = None,
@@ -390,6 +390,8 @@ def all_metrics(
 
     Keys (None where the inputs for it were not given):
         fd: Frechet distance, real vs fake features.
+        fid_inception: None here; the evaluator sets it to fd where the features are the
+            standard FID Inception-v3 (`genlab eval --features inception`).
         kid_mean, kid_std: KID over `kid_subsets` subsets of min(1000, N, M) rows.
         precision, recall, density, coverage: k-NN manifold metrics.
         is_mean, is_std: Inception-score analogue over 10 splits of the fake logits.
@@ -402,7 +404,8 @@ def all_metrics(
 
     Args:
         real_features: (N, D) features of real images. fake_features: (M, D) of generated ones.
-        fake_logits: (M, K) classifier logits of the generated images.
+        fake_logits: (M, K) classifier logits of the generated images (None: no classifier, so
+            the class metrics, IS, histogram, modes and conditional accuracy, are None).
         num_classes: K.
         requested: (M,) requested classes for a class-conditional generator.
         train_for_memorisation, test_for_memorisation: training and held-out sets in the space
@@ -419,18 +422,24 @@ def all_metrics(
         generator=generator,
     )
     prdc = precision_recall_density_coverage(real_features, fake_features, k=k)
-    is_mean, is_std = inception_score(fake_logits, splits=10, generator=generator)
-    hist = class_histogram(fake_logits, num_classes)
-    expected = None if requested is None else class_histogram(requested, num_classes)
-    modes = mode_coverage(hist, expected)
-    out: dict[str, float | int | list[int] | None] = {
+    out: dict[str, float | int | list[int] | None]
+    if fake_logits is None:
+        is_mean = is_std = hist = None
+        modes = ModeCoverage(None, None, None, None)  # type: ignore[arg-type]
+    else:
+        is_mean, is_std = inception_score(fake_logits, splits=10, generator=generator)
+        hist = class_histogram(fake_logits, num_classes)
+        expected = None if requested is None else class_histogram(requested, num_classes)
+        modes = mode_coverage(hist, expected)
+    out = {
         "fd": frechet_distance(real_features, fake_features),
+        "fid_inception": None,
         "kid_mean": kid_mean,
         "kid_std": kid_std,
         **prdc._asdict(),
         "is_mean": is_mean,
         "is_std": is_std,
-        "class_histogram": hist.tolist(),
+        "class_histogram": None if hist is None else hist.tolist(),
         "modes_covered": modes.covered,
         "modes_total": modes.total,
         "missing_classes": modes.missing,
@@ -440,7 +449,7 @@ def all_metrics(
         "memorisation_threshold": None,
         "nn_ratio": None,
     }
-    if requested is not None:
+    if requested is not None and fake_logits is not None:
         out["conditional_accuracy"] = conditional_accuracy(fake_logits, requested)
     if (train_for_memorisation is None) != (test_for_memorisation is None):
         raise ValueError("all_metrics: pass both train_ and test_for_memorisation, or neither")
@@ -455,8 +464,8 @@ def all_metrics(
 
 
 METRIC_KEYS = (
-    "fd", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "is_mean",
-    "is_std", "class_histogram", "modes_covered", "modes_total", "missing_classes",
+    "fd", "fid_inception", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
+    "is_mean", "is_std", "class_histogram", "modes_covered", "modes_total", "missing_classes",
     "conditional_accuracy", "memorised_count", "memorised_fraction", "memorisation_threshold",
     "nn_ratio",
 )  # fmt: skip

