@@ -8,7 +8,8 @@ STAMP := $(VENV)/.genlab-installed
 FMNIST := /usr/share/datasets/fashion-mnist
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-avx2 setup data browser lint docs format bench screenshots app clean
+.PHONY: demo test test-avx2 setup data browser lint docs format bench screenshots app clean \
+	notebooks notebook
 
 demo: setup data
 	$(BIN)/genlab demo --out demo
@@ -71,6 +72,16 @@ docs: setup
 format: setup
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
+
+# The notebooks of notebooks/ run in full (about 1-3 minutes each on 2 cores); their executed
+# copies, outputs included, go to docs/notebooks/, which the docs site shows (mkdocs-jupyter).
+notebooks: setup data
+	$(BIN)/python scripts/run_notebooks.py --out docs/notebooks
+
+# JupyterLab on 127.0.0.1 in notebooks/ (the `lab` extra; no browser is opened: open the URL).
+notebook: setup data
+	$(BIN)/python -m pip install -q -e '.[lab]'
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
 
 bench: setup data
 	$(BIN)/python bench/vae_throughput.py
