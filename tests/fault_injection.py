@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+from helpers import board_scalars, csv_scalars
 
 from genlab.cli import main
 from genlab.runs import load_weights
@@ -286,7 +287,10 @@ def metric_rows(run: Path) -> list[dict[str, str]]:
 
 
 def files(run: Path) -> list[str]:
-    return sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    """The run's files, but for TensorBoard's event files (named by clock and process id; their
+    contents are compared with metrics.csv instead)."""
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*")
+                  if "tensorboard" not in p.relative_to(run).parts[:1])  # fmt: skip
 
 
 def same_run(a: Path, b: Path) -> str | None:
@@ -301,6 +305,9 @@ def same_run(a: Path, b: Path) -> str | None:
         return diff
     if metric_rows(a) != metric_rows(b):
         return "metrics.csv rows differ"
+    if (b / "tensorboard").is_dir() and (events := board_scalars(b)) != (rows := csv_scalars(b)):
+        tag = next(k for k in sorted(set(events) | set(rows)) if events.get(k) != rows.get(k))
+        return f"TensorBoard's {tag} {events.get(tag)} differs from metrics.csv's {rows.get(tag)}"
     return None
 
 

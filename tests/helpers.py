@@ -176,3 +176,33 @@ def require_real_fashion_mnist() -> None:
     if os.environ.get("GENLAB_REQUIRE_REAL_DATA") == "1":
         pytest.fail(f"GENLAB_REQUIRE_REAL_DATA=1 but Fashion-MNIST is not in {fm.SYSTEM_DIR}")
     pytest.skip(f"the real Fashion-MNIST is not installed in {fm.SYSTEM_DIR}")
+
+
+def board_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """RUN/tensorboard's scalars as TensorBoard's own reader sees them (events an interrupted
+    session logged after its checkpoint purged), tag -> [(step, value), ...] in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(Path(run) / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def csv_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """metrics.csv as TensorBoard scalars would hold it: each numeric cell, as float32."""
+    import math
+
+    with open(Path(run) / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        for key, cell in row.items():
+            if key == "step":
+                continue
+            try:
+                value = float(cell)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(value):
+                out.setdefault(key, []).append((int(row["step"]), float(np.float32(value))))
+    return out

@@ -10,7 +10,7 @@ import re
 
 import pytest
 from helpers import TINY_OPTIONS as TINY
-from helpers import train_args
+from helpers import board_scalars, csv_scalars, train_args
 
 import genlab
 from genlab.cli import main
@@ -60,15 +60,18 @@ def test_every_family_trains_in_bf16_and_fp32_and_its_config_trains_it_again(
     first = tmp_path / "first"
     args = ["--data-dir", str(fmnist_dir), *BASE, *tiny, "--precision", "bf16"]
     assert main(["train", family, *train_args(family, args), "--out", str(first)]) == 0
+    events = board_scalars(first)  # TensorBoard's reader: the same numbers as metrics.csv
+    assert events == csv_scalars(first) and "elapsed_s" in events
     again = tmp_path / "again"
     config = first / "config.json"
-    fp32 = train_args(family, ["--precision", "fp32"])
+    fp32 = train_args(family, ["--precision", "fp32", "--no-tensorboard"])
     assert main(["train", "--config", str(config), "--out", str(again), *fp32,
                  "--no-progress"]) == 0  # fmt: skip
     a, b = (json.loads((run / "config.json").read_text()) for run in (first, again))
     assert a["family"] == b["family"] == family
     assert a["model"] == b["model"] and a["data"] == b["data"]
-    assert {**a["train"], "precision": "fp32"} == b["train"]
+    assert {**a["train"], "precision": "fp32", "tensorboard": False} == b["train"]
+    assert not (again / "tensorboard").exists()
     model = genlab.load(again)
     assert isinstance(model, FAMILIES[family].model)
     if hasattr(model, "sample"):

@@ -1,4 +1,4 @@
-"""`genlab app` (the library's `genlab.app.serve`)."""
+"""`genlab app` (the library's `genlab.app.serve`) and `genlab board` (TensorBoard)."""
 
 from __future__ import annotations
 
@@ -65,4 +65,48 @@ def app(runs: Path, host: str, port: int, out: Path | None, shipped: bool) -> No
     serve(runs, host, port, out, shipped, block=True, on_ready=ready, device=str(resolve()))
 
 
-COMMANDS = [app]
+@click.command()
+@click.argument("runs", type=click.Path(path_type=Path), default=Path("runs"), required=False)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but 127.0.0.1 exposes the board to your network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=6006,
+    show_default=True,
+    help="Port (0: any free port).",
+)
+def board(runs: Path, host: str, port: int) -> None:
+    """TensorBoard on the event files of every run under RUNS (default: runs/): each run writes
+    RUN/tensorboard/ unless trained with --no-tensorboard. Listens on 127.0.0.1 only unless
+    --host says otherwise; Ctrl-C stops it. `genlab compare` and the app's Compare tab remain
+    genlab's own view of the same runs."""
+    import time
+
+    from genlab.errors import GenlabError
+
+    if not runs.is_dir():
+        raise GenlabError(f"{runs}: not a folder; give the folder that holds your run directories")
+    if next(runs.rglob("events.out.tfevents.*"), None) is None:
+        raise GenlabError(
+            f"{runs}: no TensorBoard event files under it; runs write them in RUN/tensorboard/ "
+            "unless trained with --no-tensorboard"
+        )
+    from tensorboard import program
+
+    tb = program.TensorBoard()
+    tb.configure(logdir=str(runs), host=host, port=port, reload_interval=15)
+    url = tb.launch()
+    echo(f"TensorBoard of {runs} at {url} (Ctrl-C stops it)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+COMMANDS = [app, board]

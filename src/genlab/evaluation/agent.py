@@ -53,6 +53,9 @@ def evaluate_agent(
     path = run.path / "eval" / f"episodes-{episodes}{suffix}.json"
     path.parent.mkdir(exist_ok=True)
     write_json(path, record)
+    from genlab.training.board import write_eval
+
+    write_eval(run, path.stem, record)
     return record, path
 
 

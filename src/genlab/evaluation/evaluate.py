@@ -655,6 +655,9 @@ def evaluate_run(
         {"software": "genlab", "run": str(run), "grid_tile": str(tile), "grid_padding": "2"},
     )
     write_json(out, record)
+    from genlab.training.board import write_eval
+
+    write_eval(run, out.stem, record)
     return record
 
 

@@ -54,6 +54,9 @@ class TrainConfig:
     """Steps between checkpoints (one is always written at the end)."""
     seed: int = 0
     """Seeds the weights, the data order and every random draw: the same seed, the same run."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files in RUN/tensorboard/ (metrics.csv's rows as scalars,
+    the sample grids, eval records as hparams); `genlab board` serves them."""
 
 
 class TrainResult(NamedTuple):

@@ -192,7 +192,12 @@ def train(
         precision = run.config.get("train", {}).get("precision", "auto")
         with default_dtype(compute_dtype(precision)):
             engine, train_step, ckpt = build(run, max_steps, max_minutes, data, device)
-            return Loop(engine, train_step, ckpt, progress).run(stop_at)
+            loop = Loop(engine, train_step, ckpt, progress)
+            try:
+                return loop.run(stop_at)
+            finally:
+                if loop.board is not None:  # also after an error: what was logged is kept
+                    loop.board.close()
     finally:
         unlock_run(lock)
 
@@ -280,6 +285,11 @@ class Loop:
         self.window_start, self.window_units = time.perf_counter(), 0
         self.start = time.perf_counter()
         self.writer = MetricsWriter(engine.run_dir / METRICS) if engine.main else None
+        self.board = None
+        if engine.main and self.tcfg.tensorboard:
+            from genlab.training.board import Board
+
+            self.board = Board(engine.run_dir, engine.step)
 
     def elapsed(self) -> float:
         """Seconds trained, over every resume."""
@@ -289,6 +299,8 @@ class Loop:
         """The engine's fields and the step's state, written by the main process."""
         engine = self.engine
         engine.check_finite()  # a deferred non-finite loss: never saved
+        if self.board is not None:
+            self.board.flush()  # the events up to the checkpoint are on disk before it is
         if engine.main:
             state = self.step.state_dict()
             trainer = {
@@ -310,7 +322,9 @@ class Loop:
         if self.engine.shard.world == 1:  # (the main process alone draws: no collective here)
             self.engine.check_finite()
         with default_dtype(torch.float32):  # an fp64 run's grids too (`as_float32`)
-            self.step.draw(at)
+            path = self.step.draw(at)
+        if self.board is not None:
+            self.board.grid(path, at)
 
     def log_row(self, at: int, final: bool) -> dict[str, float]:
         """Write the open logging window's means as one metrics.csv row and close it."""
@@ -325,6 +339,8 @@ class Loop:
         row["elapsed_s"] = round(self.elapsed_before + now - self.start, 2)
         if self.writer is not None:
             self.writer.write(row)
+        if self.board is not None:
+            self.board.row(row)
         if self.bar is not None:
             post = {**step.postfix(means, row), f"{step.units.short}_s": f"{rate:.0f}"}
             if self.tcfg.max_steps is None:  # a time budget: show the time left as the ETA
