@@ -20,6 +20,7 @@ from genlab.cli.common import (
     on_device,
     opt,
 )
+from genlab.errors import GenlabError
 from genlab.options import Option
 
 FEATURES = Option(
@@ -43,7 +44,7 @@ EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, ma
 
 
 @click.command("eval")
-@click.argument("run", required=False, type=click.Path(path_type=Path))
+@click.argument("run", nargs=-1, type=click.Path(path_type=Path))
 @opt(Option("images", "path", None, "Score these instead: a folder of images or a grid PNG."))
 @opt(EVAL_N)
 @opt(SEED)
@@ -72,13 +73,29 @@ EVAL_N = Option("n", "int", 10_000, "Samples to generate and score.", min=10, ma
 @on_device
 def eval_(run, images, n, seed, json_, references, episodes, epsilon, **options) -> None:
     """Score a run's samples (or --images) with every metric, next to real-data references;
-    score an agent (dqn, qtable) by its return on seeded greedy episodes.
+    score an agent (dqn, qtable) by its return on seeded greedy episodes, and several agents'
+    runs (seeds) by the interquartile mean of their returns with a 95% bootstrap interval.
 
     Diffusion runs take the sampling options of `genlab sample`; the record's file name then
     names them (RUN/eval/eval-n<n>-seed<s>-sampler_ddim-steps_10.json)."""
-    from genlab.evaluation.agent import describe_record, evaluate_agent
+    from genlab.evaluation.agent import (
+        describe_aggregate,
+        describe_record,
+        evaluate_agent,
+        evaluate_agents,
+    )
     from genlab.runs import Run, write_json
 
+    if len(run) > 1:
+        if images is not None:
+            raise GenlabError("give runs or --images, not both")
+        record = evaluate_agents(run, episodes, epsilon)
+        echo(describe_aggregate(record))
+        if json_ is not None:
+            write_json(json_, record)
+            echo(f"wrote {json_}")
+        return
+    run = run[0] if run else None
     if run is not None and images is None:
         run = Run.open(run)  # opened once, passed down
     if isinstance(run, Run) and run.family.agent:

@@ -59,6 +59,62 @@ def evaluate_agent(
     return record, path
 
 
+def evaluate_agents(
+    runs: list[str | os.PathLike | Run], episodes: int = 100, epsilon: float = 0.0
+) -> dict[str, Any]:
+    """Several runs of agents on one environment (seeds of a configuration), scored as the RL
+    community reports them: each run's mean greedy return (`evaluate_agent`, its record written
+    as usual), then the interquartile mean over runs with a 95% stratified-bootstrap interval
+    (`genlab.rl.aggregate`, as rliable computes them; 50,000 replicates, seed 0).
+
+    Returns:
+        The record: env, runs, scores, iqm, iqm_ci, mean, median, protocol.
+    """
+    import numpy as np
+
+    from genlab.rl.aggregate import bootstrap_interval
+
+    opened = [Run.of(run) for run in runs]
+    for run in opened:
+        if not run.family.agent:
+            raise GenlabError(
+                f"genlab eval {run}: a {run.name} run; several runs are scored together for "
+                "agents (dqn, qtable) only: rank generators with `genlab compare RUN ...`"
+            )
+    records = [evaluate_agent(run, episodes, epsilon)[0] for run in opened]
+    envs = {r["env"] for r in records}
+    if len(envs) > 1:
+        raise GenlabError(
+            f"the runs play different environments ({', '.join(sorted(envs))}); an interquartile "
+            "mean compares runs of one environment"
+        )
+    scores = np.array([r["mean"] for r in records])
+    interval = bootstrap_interval(scores)
+    return {
+        "env": records[0]["env"],
+        "runs": [r["run"] for r in records],
+        "steps": [r.get("step") for r in records],
+        "scores": [float(s) for s in scores],
+        "iqm": interval.value,
+        "iqm_ci": [interval.low, interval.high],
+        "ci": "95% percentile stratified bootstrap, 50,000 replicates (rliable's)",
+        "mean": float(scores.mean()),
+        "median": float(np.median(scores)),
+        "protocol": records[0]["protocol"],
+    }
+
+
+def describe_aggregate(record: dict[str, Any]) -> str:
+    """The record of `evaluate_agents` in a few lines."""
+    lo, hi = record["iqm_ci"]
+    scores = ", ".join(f"{s:g}" for s in record["scores"])
+    return (
+        f"{record['env']}: IQM {record['iqm']:.1f} [95% CI {lo:.1f}, {hi:.1f}] over "
+        f"{len(record['runs'])} runs (mean {record['mean']:.1f}, median {record['median']:.1f})\n"
+        f"per-run mean returns: {scores}\nprotocol: {record['protocol']}"
+    )
+
+
 def describe_record(record: dict[str, Any]) -> str:
     """The record of `evaluate_agent` in two lines."""
     return (
