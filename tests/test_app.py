@@ -178,6 +178,11 @@ def test_compare_reads_eval_records_and_sorts_by_a_metric(views, runs):
     assert [name for _, name in gallery] == [r[0] for r in rows]
     rows, _ = views.compare(["shipped/dcgan", "vae"], "recall")
     assert rows[0][0] == "vae"  # recall: higher first
+    # a `--features inception` record adds its FID beside genlab's FD, not in place of it
+    standard = {"n": 500, "metrics": {"fd": 30.0, "fid_inception": 30.0}}
+    (runs / "vae" / "eval" / "eval-n500-seed0-inception.json").write_text(json.dumps(standard))
+    rows, _ = views.compare(["ddpm", "vae"], "fid_inception")
+    assert rows[0][0] == "vae" and rows[0][3] == 1.0 and rows[0][4] == 30.0
     with pytest.raises(GenlabError, match="choose one or more"):
         views.compare([], "fd")
 

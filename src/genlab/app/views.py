@@ -443,9 +443,10 @@ class Views:
         import json
 
         e = self.entry(name)
-        if e.provenance:
+        if e.provenance:  # its FID (Inception), where recorded, is at a smaller n
             ev = e.provenance.get("eval", {})
-            return {"n": ev.get("n"), **ev.get("metrics", {})}
+            standard = (ev.get("standard_fid") or {}).get("fid_inception")
+            return {"n": ev.get("n"), **ev.get("metrics", {}), "fid_inception": standard}
         best, standard = None, None
         for f in sorted((e.path / "eval").glob("eval-n*.json")):
             try:
