@@ -157,14 +157,20 @@ MODULE_NAME = re.compile(r"""["']genlab(\.\w+)+:\w+["']""")
 
 
 def test_names_are_resolved_by_reference_not_by_strings():
-    """No "genlab.x:Y" strings and no importlib outside the lazy `genlab` package itself."""
+    """No "genlab.x:Y" strings and no importlib outside the lazy `genlab` package itself.
+
+    `importlib.metadata` (a wheel's files, a version) is allowed: it imports nothing by name.
+    """
     offenders = []
     for name, path in modules().items():
         if name == "genlab":  # `genlab.train` etc. import their modules on first use
             continue
         text = path.read_text()
         offenders += [f"{name}: {m.group(0)}" for m in MODULE_NAME.finditer(text)]
-        if "importlib" in text or "__import__" in text:
+        # importlib.metadata finds an installed distribution's files; it resolves no names
+        if "importlib" in text.replace("from importlib import metadata", "") or (
+            "__import__" in text
+        ):
             offenders.append(f"{name}: importlib")
     assert offenders == []
     assert MODULE_NAME.search('step="genlab.training.gan:GANStep"')

@@ -13,8 +13,9 @@ from genlab import devices
 from genlab.cli import cli, main
 from genlab.errors import GenlabError
 
-WITHOUT_DEVICE = {"data", "plot", "pretrained", "sd", "toy-gan"}
-"""Commands that run no model (sd has its own --device; toy-gan trains on one CPU thread)."""
+WITHOUT_DEVICE = {"board", "data", "plot", "pretrained", "sd", "toy-gan"}
+"""Commands that run no model (board serves TensorBoard; sd has its own --device; toy-gan trains
+on one CPU thread)."""
 
 
 @pytest.fixture
