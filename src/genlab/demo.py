@@ -47,7 +47,8 @@ class DemoConfig:
     rl_steps: environment steps of the DQN on CartPole (0 skips the reinforcement-learning
         section, which also trains a Q-table on FrozenLake).
     eval_n: samples `genlab eval` scores for a VAE and a GAN the demo trains (0 skips it;
-        shipped runs show their recorded n = 10,000 evaluation).
+        shipped runs show their recorded n = 10,000 evaluation); the flow-matching NFE sweep
+        scores min(500, eval_n) samples a point (below 2, no sweep).
     data_dir: the Fashion-MNIST IDX directory (None: the usual places).
     progress: show progress bars.
     """
@@ -383,13 +384,14 @@ def _flow(config: DemoConfig, say, section: Section) -> Plan:
                ("sample", fm.name, "--n", "64", "--sampler", "midpoint", "--steps", "4",
                 "--guidance", "2", "--out", "fm_samples.png")),
     ]  # fmt: skip
-    if (ldm / "config.json").is_file():
+    n = min(500, config.eval_n)  # a smaller --eval-n shrinks the sweep too
+    if (ldm / "config.json").is_file() and n >= 2:
         figures.append(Figure(
             "fm_nfe.png", "Why the field moved: quality against network evaluations",
-            "FD (n = 500, guidance w = 3) of the flow-matching model sampled with Euler steps "
+            f"FD (n = {n}, guidance w = 3) of the flow-matching model sampled with Euler steps "
             "and of the latent diffusion model sampled with DDIM, at 1 to 32 network "
             "evaluations per image.",
-            ("nfe-sweep", fm.name, ldm.name, "--n", "500", "--nfe", "1,2,4,8,16,32",
+            ("nfe-sweep", fm.name, ldm.name, "--n", str(n), "--nfe", "1,2,4,8,16,32",
              "--guidance", "3", "--out", "fm_nfe.png", "--no-progress"),
         ))  # fmt: skip
     return Plan(figures)

@@ -130,7 +130,8 @@ def test_demo_explores_the_shipped_runs_and_trains_one_live(tmp_path, capsys, fm
     args = ["demo", "--out", str(out), "--pixelcnn-minutes", "0", "--rl-steps", "0",
             "--diffusion-minutes", "0.05", "--glow-minutes", "0.05", "--vqvae-minutes", "0.05",
             # a budget only where a run is not shipped
-            "--live-minutes", "0.05", "--live-eval-n", "100", "--data-dir", str(fmnist_dir),
+            "--live-minutes", "0.05", "--live-eval-n", "100", "--eval-n", "50",
+            "--data-dir", str(fmnist_dir),
             "--no-progress"]  # fmt: skip
     assert main(args) == 0
     said = capsys.readouterr().out
