@@ -168,9 +168,8 @@ def test_names_are_resolved_by_reference_not_by_strings():
         text = path.read_text()
         offenders += [f"{name}: {m.group(0)}" for m in MODULE_NAME.finditer(text)]
         # importlib.metadata finds an installed distribution's files; it resolves no names
-        if "importlib" in text.replace("from importlib import metadata", "") or (
-            "__import__" in text
-        ):
+        code = text.replace("from importlib import metadata", "")
+        if "importlib" in code or "__import__" in code:
             offenders.append(f"{name}: importlib")
     assert offenders == []
     assert MODULE_NAME.search('step="genlab.training.gan:GANStep"')

@@ -46,7 +46,8 @@ MINUTES = {"min": 0.0, "max": 10_000.0}
             "Environment steps of the DQN on CartPole (0 skips the reinforcement-learning "
             "section).", min=0, max=10**8))  # fmt: skip
 @opt(Option("eval_n", "int", 10_000,
-            "With --retrain: samples `genlab eval` scores for the VAE and the GAN (0 skips it).",
+            "With --retrain: samples `genlab eval` scores for the VAE and the GAN (0 skips it); "
+            "the flow-matching NFE sweep scores min(500, this) a point (below 2, no sweep).",
             min=0, max=1_000_000))  # fmt: skip
 @opt(Option("data_dir", "path", None, "Fashion-MNIST IDX directory."))
 @opt(PROGRESS)
