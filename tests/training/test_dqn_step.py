@@ -1,5 +1,5 @@
 """The agents' training step (training/dqn.py): a tiny run that beats a random policy, tabular
-Q-learning on CliffWalking, exact resume, and a non-finite TD loss."""
+Q-learning on CliffWalking, exact resume, a non-finite TD loss, and stopping once solved."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import genlab
+import genlab.training.dqn as agent_steps
 from genlab.errors import GenlabError
 from genlab.evaluation.agent import evaluate_agent
-from genlab.models.dqn import QNetwork
-from genlab.rl.env import EnvSpec, describe
+from genlab.models.dqn import QNetwork, upgrade
+from genlab.rl.env import EVAL_SEED, VALIDATION_SEED, EnvSpec, describe
 from genlab.rl.episodes import Protocol, greedy_returns
 from genlab.runs import Run, load_weights
 
@@ -93,7 +94,7 @@ def test_a_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, monkeyp
 def test_a_run_with_the_agent_settings_in_its_model_config_still_trains(tmp_path):
     """Runs made before the agent's settings moved to config.json's "agent" (all of them in
     "model") load as today's and resume bit for bit."""
-    options = {**FAST, "eval_every": 100, "eval_episodes": 2}
+    options = {**FAST, "eval_every": 100, "eval_episodes": 2, "stop_when_solved": False}
     now = genlab.create("dqn", tmp_path / "now", max_steps=300, checkpoint_every=150, **options)
     genlab.train(now, stop_at=150, progress=False)
     before = tmp_path / "before"
@@ -107,3 +108,71 @@ def test_a_run_with_the_agent_settings_in_its_model_config_still_trains(tmp_path
         genlab.train(run, progress=False)
     assert torch.equal(load_weights(now / "model.safetensors")["head.weight"],
                        load_weights(before / "model.safetensors")["head.weight"])  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ stop when solved
+
+SOLVABLE = {**FAST, "eval_every": 300, "eval_episodes": 3, "solved_episodes": 4}
+
+
+def trainer_state(run) -> dict:
+    return json.loads((run / "state/trainer.json").read_text())
+
+
+def test_the_environments_reward_threshold_is_the_default_solved_return():
+    assert describe(EnvSpec("CartPole-v1")).reward_threshold == 475.0
+    assert describe(EnvSpec("MinAtar/Breakout-v1")).reward_threshold is None
+    validation = Protocol(100, first_seed=VALIDATION_SEED)
+    assert validation.first_seed >= EVAL_SEED + 100_000  # apart from any evaluation episodes
+
+
+def test_a_solved_agent_stops_at_the_confirming_evaluation_and_stays_stopped(tmp_path):
+    # every CartPole episode returns at least 1: solved at the first evaluation
+    run = genlab.create("dqn", tmp_path / "d", max_steps=2_000, solved_return=1.0, **SOLVABLE)
+    result = genlab.train(run, progress=False)
+    assert (result.stopped_by, result.step) == ("solved", 300)
+    assert "solved at step 300" in result.detail and "4 validation episodes" in result.detail
+    solved = trainer_state(run)["solved"]
+    assert solved["step"] == 300 and solved["target"] == 1.0
+    assert solved["validation_return"] >= 1.0 and solved["eval_return"] >= 1.0
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert rows[-1].split(",")[0] == "300"  # the partial window ending at the stop is logged
+    weights = load_weights(run / "model.safetensors")
+    again = genlab.train(run, max_steps=5_000, progress=False)  # resumed: stops at once
+    assert (again.stopped_by, again.step) == ("solved", 300)
+    assert (run / "metrics.csv").read_text().splitlines() == rows
+    after = load_weights(run / "model.safetensors")
+    assert all(torch.equal(weights[k], after[k]) for k in weights)
+
+
+def test_the_validation_episodes_must_confirm_the_evaluation(tmp_path, monkeypatch):
+    real = agent_steps.greedy_returns
+    seen = []
+
+    def failing_validation(policy, info, protocol, generator=None):
+        seen.append(protocol.first_seed)
+        returns = real(policy, info, protocol, generator)
+        return returns * 0 if protocol.first_seed == VALIDATION_SEED else returns
+
+    monkeypatch.setattr(agent_steps, "greedy_returns", failing_validation)
+    run = genlab.create("dqn", tmp_path / "d", max_steps=900, solved_return=1.0, **SOLVABLE)
+    result = genlab.train(run, progress=False)
+    assert (result.stopped_by, result.step) == ("max_steps", 900)
+    assert trainer_state(run)["solved"] is None
+    assert seen == [EVAL_SEED, VALIDATION_SEED] * 3  # each evaluation reached it; none confirmed
+
+
+@pytest.mark.parametrize("options", [{"solved_return": 10**6}, {"stop_when_solved": False,
+                                                                "solved_return": 1.0}])  # fmt: skip
+def test_an_unreached_or_disabled_target_trains_the_whole_budget(options, tmp_path):
+    run = genlab.create("dqn", tmp_path / "d", max_steps=600, **{**SOLVABLE, **options})
+    result = genlab.train(run, progress=False)
+    assert (result.stopped_by, result.step, result.detail) == ("max_steps", 600, "")
+    assert trainer_state(run)["solved"] is None
+
+
+def test_runs_made_before_the_stop_train_their_whole_budget_as_created():
+    old = {"family": "dqn", "model": {"width": 8}, "agent": {"n_step": 3}}
+    assert upgrade(old)["agent"] == {"n_step": 3, "stop_when_solved": False}
+    now = {"family": "dqn", "model": {}, "agent": {"stop_when_solved": True}}
+    assert upgrade(now) == now

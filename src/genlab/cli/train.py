@@ -32,6 +32,8 @@ def report(result) -> None:
         f"{result.run_dir}: step {result.step} ({result.stopped_by}), {result.elapsed_s:.0f} s, "
         f"{result.images_per_s:.0f} {result.rate_unit}/s" + (f", {metrics}" if metrics else "")
     )
+    if result.detail:
+        echo(result.detail)
     if result.stopped_by == "interrupt":
         echo(
             f"interrupted; checkpoint saved: continue with `genlab train --resume {result.run_dir}`"

@@ -97,6 +97,14 @@ class AgentConfig:
     """Environment steps between greedy evaluations during training (0: none)."""
     eval_episodes: int = 20
     """Episodes of each evaluation during training."""
+    stop_when_solved: bool = True
+    """Stop training once the agent has solved the environment: an evaluation during training
+    reaches the solved return and `solved_episodes` validation episodes confirm it."""
+    solved_return: float | None = None
+    """Mean greedy return that counts as solved (None: the environment's reward_threshold,
+    475 for CartPole-v1; without one, training never stops early)."""
+    solved_episodes: int = 100
+    """Validation episodes (seeds apart from the evaluation's) that confirm a solved agent."""
 
     def __post_init__(self):
         if not 0 < self.tau <= 1:
@@ -245,14 +253,18 @@ def configure(options: dict, info) -> Configured:
 
 
 def upgrade(config: dict) -> dict:
-    """A config.json of a run made before the agent's settings had their own entry (all of
-    them in "model"), with them moved to "agent"."""
-    if "agent" in config or not isinstance(config.get("model"), dict):
-        return config
-    own = {f.name for f in fields(AgentConfig)}
-    model = {k: v for k, v in config["model"].items() if k not in own}
-    agent = {k: v for k, v in config["model"].items() if k in own}
-    return {**config, "model": model, "agent": agent}
+    """A config.json of an older layout: the agent's settings moved from "model" to their own
+    entry "agent"; a run made before training could stop once solved keeps training its whole
+    budget (stop_when_solved false), as it was created to."""
+    if "agent" not in config and isinstance(config.get("model"), dict):
+        own = {f.name for f in fields(AgentConfig)}
+        model = {k: v for k, v in config["model"].items() if k not in own}
+        agent = {k: v for k, v in config["model"].items() if k in own}
+        config = {**config, "model": model, "agent": agent}
+    agent = config.get("agent")
+    if isinstance(agent, dict) and "stop_when_solved" not in agent:
+        config = {**config, "agent": {**agent, "stop_when_solved": False}}
+    return config
 
 
 ENV = Option("env", "str", "CartPole-v1", "Gymnasium environment id (discrete actions).")
@@ -312,6 +324,7 @@ FAMILY = Family(
             alpha={"max": 1.0},
             beta={"max": 1.0},
             eval_episodes={"min": 1, "max": 100_000},
+            solved_episodes={"min": 1, "max": 100_000},
         ),
     ),
     train_defaults={

@@ -21,6 +21,11 @@ EVAL_SEED = 1_000_000
 the same episodes, none of which training sees (training seeds stay below 2**31 - 1 and are
 drawn from (run seed, episode) by `episode_seed`)."""
 
+VALIDATION_SEED = 2_000_000
+"""Validation episode i (the check that confirms an agent solved its environment before
+training stops early) resets with VALIDATION_SEED + i: apart from the evaluation episodes, so
+the return `genlab eval` reports is measured on episodes the stopping decision never saw."""
+
 EXAMPLES = "CartPole-v1, LunarLander-v3, FrozenLake-v1, CliffWalking-v1, MinAtar/Breakout-v1"
 
 PACKAGES = {  # environment families whose package is an extra install
@@ -50,6 +55,8 @@ class EnvInfo:
         n_actions: the number of discrete actions.
         low, high: per-dimension bounds of a vector observation (None when not a vector).
         max_episode_steps: the time limit (None: none).
+        reward_threshold: the mean return at which the environment counts as solved
+            (gymnasium's spec, e.g. 475 for CartPole-v1; None: none).
     """
 
     spec: EnvSpec
@@ -59,6 +66,7 @@ class EnvInfo:
     low: tuple[float, ...] | None
     high: tuple[float, ...] | None
     max_episode_steps: int | None
+    reward_threshold: float | None = None
 
 
 def _quiet() -> None:
@@ -157,7 +165,9 @@ def describe(spec: EnvSpec) -> EnvInfo:
                 "discrete state, a vector or an image (Box)"
             )
         limit = env.spec.max_episode_steps if env.spec is not None else None
-        return EnvInfo(spec, shape, n_states, int(act.n), low, high, limit)
+        solved = env.spec.reward_threshold if env.spec is not None else None
+        solved = float(solved) if solved is not None else None
+        return EnvInfo(spec, shape, n_states, int(act.n), low, high, limit, solved)
     finally:
         env.close()
 

@@ -65,12 +65,15 @@ class TrainResult(NamedTuple):
     run_dir: Path
     step: int
     stopped_by: str
-    """"max_steps", "max_minutes", "interrupt" or "stop_at"."""
+    """"max_steps", "max_minutes", "interrupt", "stop_at", or the step's own reason ("solved":
+    an agent that solved its environment)."""
     elapsed_s: float
     images_per_s: float
     last_metrics: dict[str, float]
     rate_unit: str = "images"
     """What images_per_s counts: "images", or "environment steps" for an agent."""
+    detail: str = ""
+    """Why the step's own criterion stopped training (empty otherwise)."""
 
 
 def progress_of(config: TrainConfig, step: int, elapsed: float) -> float:

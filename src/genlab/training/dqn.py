@@ -6,6 +6,12 @@ environments, and the state that makes resume exact without pickling the environ
 episode in progress is its reset seed (a pure function of the run's seed and the episode
 number) plus the actions taken so far, replayed on resume. `DQNStep` adds the replay buffer,
 n-step returns, the target network and the gradient updates; `QTableStep` the table update.
+
+An agent that solves its environment stops training (`finished`): once an evaluation reaches the
+solved return (the environment's reward_threshold unless the agent's config says otherwise), a
+larger greedy check on validation episodes, apart from the evaluation episodes, confirms it; the
+run then ends with that policy, rather than training on until its learning rate and moving
+targets shake it (as Stable-Baselines3's StopTrainingOnRewardThreshold, plus the confirmation).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from genlab.errors import GenlabError
 from genlab.io import config_from_dict
 from genlab.models.dqn import AgentConfig, epsilon_at, polyak_
 from genlab.models.qtable import q_learning_update
-from genlab.rl.env import EnvInfo, episode_seed, make_env, observation_array
+from genlab.rl.env import VALIDATION_SEED, EnvInfo, episode_seed, make_env, observation_array
 from genlab.rl.episodes import Protocol, greedy_returns
 from genlab.rl.replay import NStep, ReplayBuffer
 from genlab.training.config import lr_at
@@ -50,6 +56,7 @@ class AgentStep(Step[EnvInfo]):
         self.window: dict[str, Any] = self._empty_window()
         self.last_eval: tuple[float, float] | None = None
         self.eval_seconds = 0.0  # wall time spent in evaluations, summed over resumes
+        self.solved: dict[str, float] | None = None  # when and how the agent solved it
         self.obs = self._reset()
 
     def settings(self):
@@ -112,6 +119,7 @@ class AgentStep(Step[EnvInfo]):
         every = self.cfg.eval_every
         if every and (step + 1) % every == 0:
             self.evaluate()
+            self.check_solved(step + 1)
         return {}
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
@@ -135,6 +143,46 @@ class AgentStep(Step[EnvInfo]):
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         return self.model.act(obs.to(self.engine.device)).cpu()
+
+    # ---------------------------------------------------------------- solved: stop early
+
+    def solved_return(self) -> float | None:
+        """The mean greedy return at which training stops (None: it never stops early)."""
+        return None
+
+    def check_solved(self, steps: int) -> None:
+        """After an evaluation at `steps` environment steps: if its mean reached the solved
+        return, confirm on `solved_episodes` validation episodes; when they agree, the agent is
+        solved and `finished` ends training."""
+        target = self.solved_return()
+        if self.solved is not None or target is None or self.last_eval[0] < target:
+            return
+        was = self.model.training
+        self.model.eval()
+        protocol = Protocol(self.cfg.solved_episodes, first_seed=VALIDATION_SEED)
+        start = time.perf_counter()
+        returns = greedy_returns(self.policy, self.info, protocol)
+        self.eval_seconds += time.perf_counter() - start
+        self.model.train(was)
+        if returns.mean() >= target:
+            self.solved = {"step": steps, "target": target, "eval_return": self.last_eval[0],
+                           "validation_return": float(returns.mean())}  # fmt: skip
+
+    def finished(self) -> tuple[str, str] | None:
+        s = self.solved
+        if s is None:
+            return None
+        return "solved", (
+            f"solved at step {s['step']}: greedy mean return {s['eval_return']:.1f} on "
+            f"{self.cfg.eval_episodes} evaluation episodes and {s['validation_return']:.1f} on "
+            f"{self.cfg.solved_episodes} validation episodes, both >= {s['target']:g} "
+            f"({self.target_source()}), so training stopped with this policy "
+            "(--no-stop-when-solved trains the whole budget)"
+        )
+
+    def target_source(self) -> str:
+        """Where the solved return comes from, in words."""
+        return "--solved-return"
 
     # ---------------------------------------------------------------- what the engine asks
 
@@ -184,6 +232,7 @@ class AgentStep(Step[EnvInfo]):
             "window": self.window,
             "last_eval": self.last_eval,
             "eval_s": self.eval_seconds,
+            "solved": self.solved,
         }
         extra = {
             "generator": self.generator.get_state(),
@@ -198,6 +247,7 @@ class AgentStep(Step[EnvInfo]):
         self.episode, self.window = t["episode"], t["window"]
         self.last_eval = tuple(t["last_eval"]) if t.get("last_eval") else None
         self.eval_seconds = t.get("eval_s", 0.0)
+        self.solved = t.get("solved")
         self.generator.set_state(state.extra["generator"])
         self.obs = self._replay(state.extra.get("episode_actions"))
         saved = state.extra.get("observation")
@@ -233,6 +283,17 @@ class DQNStep(AgentStep):
         self.optimizer = torch.optim.Adam(model.parameters(), lr=engine.config.lr, fused=fused)
         self.updates = 0
         self.lrs = {"lr": lr_at(0.0, engine.config, 0)}  # a column from the first row on
+
+    def solved_return(self) -> float | None:
+        c = self.cfg
+        if not c.stop_when_solved:
+            return None
+        return c.solved_return if c.solved_return is not None else self.info.reward_threshold
+
+    def target_source(self) -> str:
+        if self.cfg.solved_return is not None:
+            return "--solved-return"
+        return f"{self.info.spec.env}'s reward threshold"
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         for t in self.nstep.push(obs, action, reward, next_obs, terminated, truncated):

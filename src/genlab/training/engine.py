@@ -357,11 +357,13 @@ class Loop:
         """Steps until a budget, `stop_at` or Ctrl-C stops them; a last checkpoint and grid."""
         engine, tcfg = self.engine, self.tcfg
         last_metrics: dict[str, float] = {}
-        stopped_by = "max_steps"
+        stopped_by, detail = "max_steps", ""
         with StopFlag() as stop_flag:
             while True:
                 elapsed = self.elapsed()
                 reason = stop_reason(tcfg, engine.step, elapsed, stop_at, stop_flag)
+                if reason is None and (own := self.step.finished()) is not None:
+                    reason, detail = own
                 if reason is not None:
                     stopped_by = reason
                     break
@@ -369,8 +371,8 @@ class Loop:
                 if row is not None:
                     last_metrics = row
             elapsed = self.elapsed()
-            if stopped_by == "max_minutes" and self.count > 0:  # a time budget ends mid-window
-                last_metrics = self.log_row(engine.step, final=True)
+            if stopped_by not in ("max_steps", "stop_at", "interrupt") and self.count > 0:
+                last_metrics = self.log_row(engine.step, final=True)  # ended mid-window
             if engine.step != engine.last_saved or checkpoint_dir(engine.run_dir) is None:
                 self.checkpoint(engine.step, elapsed)
             if engine.main and engine.step > 0:
@@ -381,7 +383,7 @@ class Loop:
         steps = engine.step - self.first_step
         rate = self.step.units_per_step * steps / trained if trained > 0 else 0.0
         return TrainResult(engine.run_dir, engine.step, stopped_by, elapsed, rate, last_metrics,
-                           self.step.units.name)  # fmt: skip
+                           self.step.units.name, detail)  # fmt: skip
 
     def one_step(self, progress: float) -> dict[str, float] | None:
         """One step, then what falls due after it: a logged row (returned), a grid, a save."""

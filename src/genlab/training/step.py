@@ -378,6 +378,12 @@ class Step(Generic[D]):
 
     # ---------------------------------------------------------------- around the loop
 
+    def finished(self) -> tuple[str, str] | None:
+        """Whether the step's own criterion ends training before the budget: (the reason for
+        TrainResult.stopped_by, a sentence saying why), or None. Checked before every step, so
+        a run stopped this way and resumed stops again at once."""
+        return None
+
     def sampler(self) -> nn.Module:
         """The model the sample grids draw from (the EMA one where there is one)."""
         return self.ema_weights() or self.model
