@@ -20,11 +20,13 @@ test: setup data browser lint docs
 
 # The second pass: the tests marked `kernels` (float sums, resume, cross-checks, shipped runs)
 # again as a CPU without AVX-512 computes them (PyTorch's AVX2 kernels, oneDNN's AVX2
-# convolutions, no native bf16, so precision=auto is fp32). Skipped where this CPU is one.
+# convolutions, MKL's AVX2 matrix products, no native bf16, so precision=auto is fp32).
+# Skipped where this CPU is one.
 test-avx2: setup data
 	@if [ "$$($(BIN)/python -c 'import torch; print(torch.backends.cpu.get_cpu_capability())')" \
 		= AVX2 ]; then echo "this CPU computes with AVX2 kernels already: no second pass"; \
-	else ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 GENLAB_REQUIRE_REAL_DATA=$${CI:+1} \
+	else ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+		GENLAB_REQUIRE_REAL_DATA=$${CI:+1} \
 		$(BIN)/python -m pytest -n 2 --dist loadfile -m kernels --durations=15; fi
 
 setup: $(STAMP)

@@ -5,6 +5,8 @@ final return and the wall time (with and without the time spent evaluating).
 
     python bench/dqn_cartpole.py --seeds 0 1 2 3 4 --steps 50000 --eval-episodes 100
 
+Every run trains its whole budget (stop_when_solved false: the curve of the learning itself,
+as measured before training stopped once solved; bench/dqn_seeds.py measures the defaults).
 Options after `--` go to `genlab train dqn` unchanged (e.g. `-- --dueling --n-step 1`).
 Run it alone on the machine: the wall times are the point.
 """
@@ -56,6 +58,7 @@ def main() -> None:
                 options[name.removeprefix("no_")] = not name.startswith("no_")
             else:
                 options[name] = type_of(value)
+    options.setdefault("stop_when_solved", False)
     root = args.keep or Path(tempfile.mkdtemp(prefix="dqn-bench-"))
     results = []
     for seed in args.seeds:

@@ -1,6 +1,10 @@
 """The peer: Stable-Baselines3's DQN with the rl-baselines3-zoo hyperparameters, evaluated with
 genlab's protocol (greedy, episodes reset with seeds 1,000,000 + i, separate environments) every
-`--eval-every` steps; prints the same per-seed lines as bench/dqn_cartpole.py.
+`--eval-every` steps; prints the same per-seed lines as bench/dqn_cartpole.py. After training,
+`--final-episodes` (100) greedy episodes give each seed's final return, the score whose IQM
+bench/iqm.py computes. `--stop-when-solved` adds SB3's own early stop (EvalCallback with
+StopTrainingOnRewardThreshold at the environment's reward threshold, 20 episodes every 2,500
+steps on validation seeds 2,000,000 + i), the counterpart of genlab's default.
 
 Runs in its own environment (not genlab's):
 
@@ -22,7 +26,13 @@ import numpy as np
 import torch
 from rl_summary import first_and_stays, print_seed, print_summary
 from stable_baselines3 import DQN
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    EvalCallback,
+    StopTrainingOnRewardThreshold,
+)
+from stable_baselines3.common.env_util import make_vec_env
 
 ZOO = {  # rl-baselines3-zoo hyperparams/dqn.yml
     "CartPole-v1": dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
@@ -35,6 +45,7 @@ ZOO = {  # rl-baselines3-zoo hyperparams/dqn.yml
                            exploration_final_eps=0.1, policy_kwargs=dict(net_arch=[256, 256])),
 }  # fmt: skip
 EVAL_SEED = 1_000_000
+VALIDATION_SEED = 2_000_000
 
 
 def greedy_returns(model, env_id: str, episodes: int) -> np.ndarray:
@@ -82,6 +93,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--threshold", type=float, default=475.0)
     parser.add_argument("--within", type=int, default=30_000)
+    parser.add_argument("--final-episodes", type=int, default=100)
+    parser.add_argument("--stop-when-solved", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -90,14 +103,31 @@ def main() -> None:
         env = gym.make(args.env)
         model = DQN("MlpPolicy", env, seed=seed, verbose=0, device="cpu", **ZOO[args.env])
         callback = Evaluate(args.env, args.eval_every, args.eval_episodes)
+        callbacks = [callback]
+        if args.stop_when_solved:
+            threshold = gym.spec(args.env).reward_threshold
+            validation = make_vec_env(args.env, n_envs=1, seed=VALIDATION_SEED)
+            stop = StopTrainingOnRewardThreshold(reward_threshold=threshold, verbose=0)
+            callbacks.append(
+                EvalCallback(
+                    validation,
+                    callback_on_new_best=stop,
+                    n_eval_episodes=20,
+                    eval_freq=2_500,
+                    verbose=0,
+                )
+            )
         start = callback.start = time.perf_counter()
-        model.learn(args.steps, callback=callback)
+        model.learn(args.steps, callback=CallbackList(callbacks))
         wall = time.perf_counter() - start
-        points = callback.points
+        final = greedy_returns(model, args.env, args.final_episodes)
+        points = callback.points or [(model.num_timesteps, float(final.mean()))]
         first, stays = first_and_stays(points, args.threshold)
         results.append(
             {
                 "seed": seed,
+                "steps": int(model.num_timesteps),
+                "final_return": float(final.mean()),
                 "first": first,
                 "stays": stays,
                 "final": points[-1][1],
@@ -110,6 +140,8 @@ def main() -> None:
             }
         )
         print_seed(seed, first, stays, points, args.threshold, wall, callback.seconds)
+        print(f"  stopped at {model.num_timesteps}; greedy mean over {args.final_episodes} "
+              f"evaluation episodes {final.mean():.1f}", flush=True)  # fmt: skip
     print_summary(f"SB3 {args.env}", results, args.threshold, args.within)
     if args.json is not None:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
