@@ -324,6 +324,7 @@ FAMILY = Family(
             alpha={"max": 1.0},
             beta={"max": 1.0},
             eval_episodes={"min": 1, "max": 100_000},
+            solved_return={"min": None},  # returns can be negative (LunarLander's crashes)
             solved_episodes={"min": 1, "max": 100_000},
         ),
     ),
