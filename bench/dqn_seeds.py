@@ -30,6 +30,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--budgets", type=int, nargs="+", default=[30_000, 50_000])
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="The return that counts as solved (default: the env's threshold).",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", type=Path, default=None, help="Keep the runs under this folder.")
     args, extra = parser.parse_known_args()
@@ -37,6 +43,10 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="dqn-seeds-"))
     kind = os.environ.get("ATEN_CPU_CAPABILITY", "native")
     genlab_cli = [sys.executable, "-m", "genlab"]
+    if args.threshold is None:
+        import gymnasium
+
+        args.threshold = gymnasium.spec(args.env).reward_threshold
     report = {"env": args.env, "cpu": kind, "options": extra, "budgets": {}}
     for budget in args.budgets:
         runs, lines = [], []
@@ -100,9 +110,10 @@ def main() -> None:
             "iqm_ci": record["iqm_ci"],
             "runs": lines,
         }
-        solved = [r["return"] >= 475 for r in lines]
+        solved = [r["return"] >= args.threshold for r in lines]
         print(
-            f"\n{args.env} ({kind}), {budget} steps: {sum(solved)}/{len(lines)} runs at >= 475 "
+            f"\n{args.env} ({kind}), {budget} steps: {sum(solved)}/{len(lines)} runs at "
+            f">= {args.threshold:g} "
             f"on {args.episodes} evaluation episodes; IQM {record['iqm']:.1f} "
             f"[95% CI {record['iqm_ci'][0]:.1f}, {record['iqm_ci'][1]:.1f}]\n",
             flush=True,
