@@ -86,7 +86,8 @@ notebooks: setup data
 # JupyterLab on 127.0.0.1 in notebooks/ (the `lab` extra; no browser is opened: open the URL).
 notebook: setup data
 	$(BIN)/python -m pip install -q -e '.[lab]'
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+		$$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 bench: setup data
 	$(BIN)/python bench/vae_throughput.py
