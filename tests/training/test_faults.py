@@ -349,7 +349,11 @@ def test_a_second_training_of_the_same_run_is_refused(references, tmp_path, caps
         assert main(["train", "--resume", str(run), "--max-steps", "200"]) == 2
         err = one_line_error(capsys)
         assert f"process {pid} is training this run already" in err, err
-        assert digests(run) == before
+        after = digests(run)
+        changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
+        # the refused process wrote nothing; the first one's TensorBoard writer may flush its
+        # own event file meanwhile (it did, on a loaded machine)
+        assert all(k.startswith("tensorboard/") and f".{pid}." in k for k in changed), changed
     finally:
         os.kill(pid, signal.SIGKILL)  # the lock goes with the process: no stale lock
         os.waitpid(pid, 0)
