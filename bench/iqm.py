@@ -20,11 +20,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("records", type=Path, nargs="+")
     parser.add_argument("--threshold", type=float, default=475.0)
-    for path in parser.parse_args().records:
+    args = parser.parse_args()
+    for path in args.records:
         runs = json.loads(path.read_text())["results"]
         scores = np.array([r["final_return"] for r in runs])
         ci = bootstrap_interval(scores)
-        solved = int((scores >= parser.parse_args().threshold).sum())
+        solved = int((scores >= args.threshold).sum())
         print(f"{path}: IQM {ci.value:.1f} [95% CI {ci.low:.1f}, {ci.high:.1f}] over "
               f"{len(runs)} seeds, {solved} at >= threshold; per seed "
               + " ".join(f"{s:.1f}" for s in scores))  # fmt: skip

@@ -36,13 +36,14 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
 
 
-def guard(page) -> list[str]:
-    """Abort and record every request that would leave 127.0.0.1."""
+def guard(page, schemes: tuple[str, ...] = ("data:", "blob:")) -> list[str]:
+    """Abort and record every request that would leave 127.0.0.1 (requests of `schemes`, e.g.
+    "file:" for a site on disk, stay on the machine too)."""
     outside: list[str] = []
 
     def route(r):
         url = r.request.url
-        if url.startswith(("data:", "blob:")) or urlparse(url).hostname in LOCAL:
+        if url.startswith(schemes) or urlparse(url).hostname in LOCAL:
             r.continue_()
         else:
             outside.append(url)

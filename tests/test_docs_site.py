@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_app_browser import launch, require_browser
+from test_app_browser import guard, launch, require_browser
 
 SITE = Path(__file__).resolve().parents[1] / "build" / "site"
 NOTEBOOKS = ("01_vae", "02_gans", "03_diffusion", "04_pixelcnn_likelihoods", "05_dqn",
@@ -44,20 +44,11 @@ def test_the_notebooks_equations_are_typeset_offline_in_a_browser():
     require_browser()
     from playwright.sync_api import sync_playwright
 
-    outside: list[str] = []
-
-    def route(r):
-        if r.request.url.startswith(("file:", "data:", "blob:")):
-            r.continue_()
-        else:
-            outside.append(r.request.url)
-            r.abort()
-
     typeset, errors, leftover = {}, {}, {}
     with sync_playwright() as p:
         browser = launch(p)
         page = browser.new_page()
-        page.route("**/*", route)
+        outside = guard(page, ("file:", "data:", "blob:"))
         for name in NOTEBOOKS:
             page.goto((site / "notebooks" / name / "index.html").as_uri())
             page.wait_for_function(

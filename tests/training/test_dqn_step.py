@@ -133,7 +133,7 @@ def test_a_solved_agent_stops_at_the_confirming_evaluation_and_stays_stopped(tmp
     assert (result.stopped_by, result.step) == ("solved", 300)
     assert "solved at step 300" in result.detail and "4 validation episodes" in result.detail
     solved = trainer_state(run)["solved"]
-    assert solved["step"] == 300 and solved["target"] == 1.0
+    assert (solved["step"], solved["target"], solved["source"]) == (300, 1.0, "--solved-return")
     assert solved["validation_return"] >= 1.0 and solved["eval_return"] >= 1.0
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[-1].split(",")[0] == "300"  # the partial window ending at the stop is logged

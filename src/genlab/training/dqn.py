@@ -131,41 +131,43 @@ class AgentStep(Step[EnvInfo]):
 
     def evaluate(self) -> None:
         """Greedy returns on the evaluation episodes, into the open logging window."""
+        returns = self.greedy(Protocol(self.cfg.eval_episodes))
+        self.last_eval = (float(returns.mean()), float(returns.std()))
+        self.window["eval"] = list(self.last_eval)
+
+    def greedy(self, protocol: Protocol) -> np.ndarray:
+        """The greedy policy's returns on `protocol`'s episodes (the network in eval mode
+        meanwhile); the time it takes counts into `eval_seconds`."""
         was = self.model.training
         self.model.eval()
-        protocol = Protocol(self.cfg.eval_episodes)
         start = time.perf_counter()
         returns = greedy_returns(self.policy, self.info, protocol)
         self.eval_seconds += time.perf_counter() - start
         self.model.train(was)
-        self.last_eval = (float(returns.mean()), float(returns.std()))
-        self.window["eval"] = list(self.last_eval)
+        return returns
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         return self.model.act(obs.to(self.engine.device)).cpu()
 
     # ---------------------------------------------------------------- solved: stop early
 
-    def solved_return(self) -> float | None:
-        """The mean greedy return at which training stops (None: it never stops early)."""
+    def solved_return(self) -> tuple[float, str] | None:
+        """The mean greedy return at which training stops and where it comes from, in words
+        (None: it never stops early)."""
         return None
 
     def check_solved(self, steps: int) -> None:
         """After an evaluation at `steps` environment steps: if its mean reached the solved
         return, confirm on `solved_episodes` validation episodes; when they agree, the agent is
         solved and `finished` ends training."""
-        target = self.solved_return()
-        if self.solved is not None or target is None or self.last_eval[0] < target:
+        solved = self.solved_return()
+        if self.solved is not None or solved is None or self.last_eval[0] < solved[0]:
             return
-        was = self.model.training
-        self.model.eval()
-        protocol = Protocol(self.cfg.solved_episodes, first_seed=VALIDATION_SEED)
-        start = time.perf_counter()
-        returns = greedy_returns(self.policy, self.info, protocol)
-        self.eval_seconds += time.perf_counter() - start
-        self.model.train(was)
+        target, source = solved
+        returns = self.greedy(Protocol(self.cfg.solved_episodes, first_seed=VALIDATION_SEED))
         if returns.mean() >= target:
-            self.solved = {"step": steps, "target": target, "eval_return": self.last_eval[0],
+            self.solved = {"step": steps, "target": target, "source": source,
+                           "eval_return": self.last_eval[0],
                            "validation_return": float(returns.mean())}  # fmt: skip
 
     def finished(self) -> tuple[str, str] | None:
@@ -176,13 +178,9 @@ class AgentStep(Step[EnvInfo]):
             f"solved at step {s['step']}: greedy mean return {s['eval_return']:.1f} on "
             f"{self.cfg.eval_episodes} evaluation episodes and {s['validation_return']:.1f} on "
             f"{self.cfg.solved_episodes} validation episodes, both >= {s['target']:g} "
-            f"({self.target_source()}), so training stopped with this policy "
+            f"({s['source']}), so training stopped with this policy "
             "(--no-stop-when-solved trains the whole budget)"
         )
-
-    def target_source(self) -> str:
-        """Where the solved return comes from, in words."""
-        return "--solved-return"
 
     # ---------------------------------------------------------------- what the engine asks
 
@@ -284,16 +282,15 @@ class DQNStep(AgentStep):
         self.updates = 0
         self.lrs = {"lr": lr_at(0.0, engine.config, 0)}  # a column from the first row on
 
-    def solved_return(self) -> float | None:
-        c = self.cfg
+    def solved_return(self) -> tuple[float, str] | None:
+        c, threshold = self.cfg, self.info.reward_threshold
         if not c.stop_when_solved:
             return None
-        return c.solved_return if c.solved_return is not None else self.info.reward_threshold
-
-    def target_source(self) -> str:
-        if self.cfg.solved_return is not None:
-            return "--solved-return"
-        return f"{self.info.spec.env}'s reward threshold"
+        if c.solved_return is not None:
+            return c.solved_return, "--solved-return"
+        if threshold is None:
+            return None
+        return threshold, f"{self.info.spec.env}'s reward threshold"
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated) -> None:
         for t in self.nstep.push(obs, action, reward, next_obs, terminated, truncated):
